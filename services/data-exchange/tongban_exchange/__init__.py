@@ -1,0 +1,1 @@
+"""Tongban data-exchange service."""

@@ -1,0 +1,1 @@
+"""Tongban gateway service."""

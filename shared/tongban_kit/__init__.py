@@ -1,0 +1,1 @@
+"""Tongban platform kit: the common ground every service stands on."""
