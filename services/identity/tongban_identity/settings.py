@@ -1,0 +1,15 @@
+"""Identity's settings (``TONGBAN_IDENTITY_*``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from tongban_kit.settings import ServiceSettings
+
+
+class IdentitySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TONGBAN_IDENTITY_", extra="ignore")
+
+    service_name: str = "identity"
+    port: int = 8001
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/tongban_identity"

@@ -1,0 +1,190 @@
+"""Domain errors and their one mapping to RFC 9457 ``application/problem+json``.
+
+    TongbanError            any error a service raises on purpose; carries an HTTP status
+    ├── BadRequest          400  the request is well-formed JSON but makes no sense
+    ├── Unauthorized        401  no or bad credentials
+    ├── Forbidden           403  credentials fine, permission missing
+    ├── NotFound            404
+    ├── Conflict            409  a uniqueness rule or an illegal state transition
+    ├── PayloadTooLarge     413
+    └── ServiceUnavailable  503  a dependency is down
+
+Anything else that escapes a handler is a 500 whose body names only the request id; the
+traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tongban_kit.observability.context import current_request_id
+
+__all__ = [
+    "PROBLEM_JSON",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServiceUnavailable",
+    "TongbanError",
+    "Unauthorized",
+    "install_problem_handlers",
+    "problem_response",
+]
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "https://tongban.gov.cn/problems/"
+logger = logging.getLogger("tongban.errors")
+
+
+class TongbanError(Exception):
+    """An error with an HTTP status, a stable problem type and a human-readable detail."""
+
+    status: int = 500
+    title: str = "Internal Server Error"
+    type_slug: str = "internal"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class BadRequest(TongbanError):
+    status, title, type_slug = 400, "Bad Request", "bad-request"
+
+
+class Unauthorized(TongbanError):
+    status, title, type_slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(TongbanError):
+    status, title, type_slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(TongbanError):
+    status, title, type_slug = 404, "Not Found", "not-found"
+
+
+class Conflict(TongbanError):
+    status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class PayloadTooLarge(TongbanError):
+    status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class ServiceUnavailable(TongbanError):
+    status, title, type_slug = 503, "Service Unavailable", "service-unavailable"
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    type_slug: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """Build one ``application/problem+json`` response; every error body goes through here."""
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + type_slug if type_slug else "about:blank",
+        "title": title,
+        "status": status,
+    }
+    if detail is not None:
+        body["detail"] = detail
+    if instance is not None:
+        body["instance"] = instance
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ())]
+        errors.append(
+            {
+                # "body" is how FastAPI says "the JSON document"; the pointer says where in it.
+                "pointer": "/" + "/".join(location[1:])
+                if location[:1] == ["body"] and error.get("type") != "json_invalid"
+                else None,
+                "location": location,
+                "message": error.get("msg", "invalid"),
+                "code": error.get("type", "invalid"),
+            }
+        )
+    return errors
+
+
+async def _on_tongban_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TongbanError)
+    return problem_response(
+        exc.status,
+        exc.title,
+        exc.detail,
+        type_slug=exc.type_slug,
+        instance=request.url.path,
+        **exc.extensions,
+    )
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    malformed = any(e["code"] == "json_invalid" for e in errors)
+    return problem_response(
+        400 if malformed else 422,
+        "Malformed JSON" if malformed else "Validation failed",
+        "The request body is not valid JSON."
+        if malformed
+        else f"{len(errors)} field(s) failed validation.",
+        type_slug="malformed-json" if malformed else "validation",
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(
+        exc.status_code,
+        title,
+        detail,
+        instance=request.url.path,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        500,
+        "Internal Server Error",
+        "The server could not complete the request; quote the request id when reporting it.",
+        type_slug="internal",
+        instance=request.url.path,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map every error a service can raise to problem+json, once, for the whole app."""
+    app.add_exception_handler(TongbanError, _on_tongban_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,171 @@
+"""Pure ASGI middleware every service and the gateway share.
+
+``RequestContextMiddleware`` gives each request an id and a W3C trace span, returns both to the
+caller, writes one access-log line and records metrics. ``BodyLimitMiddleware`` refuses bodies
+over the limit, by ``Content-Length`` up front or by counting a streamed body as it arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tongban_kit.errors import PayloadTooLarge, problem_response
+from tongban_kit.observability.context import (
+    TraceContext,
+    new_request_id,
+    parse_traceparent,
+    request_id_var,
+    trace_var,
+)
+from tongban_kit.observability.metrics import ServiceMetrics
+
+__all__ = ["BodyLimitMiddleware", "RequestContextMiddleware"]
+
+access_log = logging.getLogger("tongban.access")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestContextMiddleware:
+    """Request id, trace context, access log and HTTP metrics for every HTTP request."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id(_header(scope, b"x-request-id"))
+        incoming = parse_traceparent(_header(scope, b"traceparent"))
+        trace = incoming.child() if incoming else TraceContext.start()
+        rid_token = request_id_var.set(request_id)
+        trace_token = trace_var.set(trace)
+        started = time.perf_counter()
+        status = 500
+        sent = 0
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k not in (b"x-request-id", b"traceparent", b"server")
+                ]
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"traceparent", trace.traceparent.encode()))
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        started_response = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_with_ids(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            # Answered here, not by Starlette's outer handler, so the 500 still carries the
+            # request id and is counted; the traceback goes to the log only.
+            access_log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
+            if started_response:
+                raise
+            response = problem_response(
+                500,
+                "Internal Server Error",
+                "The server could not complete the request; quote the request id when "
+                "reporting it.",
+                type_slug="internal",
+            )
+            await response(scope, receive, send_with_ids)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.http_requests.labels(method, template, str(status)).inc()
+            self.metrics.http_latency.labels(method, template).observe(elapsed)
+            access_log.info(
+                "%s %s %s",
+                method,
+                scope.get("path", ""),
+                status,
+                extra={
+                    "http_method": method,
+                    "http_path": scope.get("path", ""),
+                    "http_route": template,
+                    "http_status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "response_bytes": sent,
+                    "client": (scope.get("client") or ("", 0))[0],
+                },
+            )
+            request_id_var.reset(rid_token)
+            trace_var.reset(trace_token)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies larger than ``max_bytes`` with a 413 problem."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await self._refuse(scope, receive, send, 400, "Content-Length is not a number.")
+                return
+            if int(declared) > self.max_bytes:
+                await self._refuse(scope, receive, send, 413, self._too_large())
+                return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(self._too_large(), limit_bytes=self.max_bytes)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _too_large(self) -> str:
+        return f"The request body is larger than the {self.max_bytes}-byte limit."
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, status: int, detail: str
+    ) -> None:
+        extra: dict[str, Any] = {"limit_bytes": self.max_bytes} if status == 413 else {}
+        response = problem_response(
+            status,
+            "Payload Too Large" if status == 413 else "Bad Request",
+            detail,
+            type_slug="payload-too-large" if status == 413 else "bad-request",
+            # The body is not read: tell the client the connection will not be reused for it.
+            headers={"connection": "close"},
+            **extra,
+        )
+        await response(scope, receive, send)

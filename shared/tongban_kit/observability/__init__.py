@@ -1,0 +1,1 @@
+"""Logs, trace context and metrics shared by every service."""

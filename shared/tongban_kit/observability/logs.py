@@ -1,0 +1,95 @@
+"""Structured logs: one JSON object a line, with request id and trace id, written off the loop.
+
+Records go through a queue to a listener thread, so a slow terminal or disk never blocks the
+event loop of a service under load.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import logging.handlers
+import queue
+import sys
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from tongban_kit.observability.context import current_request_id, current_trace
+
+__all__ = ["JsonFormatter", "configure_logging"]
+
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
+_listener: logging.handlers.QueueListener | None = None
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as JSON: time, level, logger, message, ids, and any ``extra`` fields."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None)
+        trace_id = getattr(record, "trace_id", None)
+        if request_id:
+            entry["request_id"] = request_id
+        if trace_id:
+            entry["trace_id"] = trace_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry and key not in ("request_id", "trace_id"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class _ContextFilter(logging.Filter):
+    """Stamp ids from the context on the record, in the thread that logged it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id()
+        if not hasattr(record, "trace_id"):
+            trace = current_trace()
+            record.trace_id = trace.trace_id if trace else None
+        return True
+
+
+def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
+    """Route the root logger through a queue to stderr, as JSON (or plain text for humans)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    queue_handler = logging.handlers.QueueHandler(log_queue)
+    queue_handler.addFilter(_ContextFilter())
+    root = logging.getLogger()
+    root.handlers = [queue_handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "kafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # uvicorn installs its own handlers; send its records through ours instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # our access log replaces it
+    _listener = logging.handlers.QueueListener(log_queue, handler, respect_handler_level=True)
+    _listener.start()
+    atexit.register(_listener.stop)

@@ -1,0 +1,199 @@
+"""The relay: publish outbox rows to Kafka, in order, at least once.
+
+It claims a batch of unpublished rows with ``FOR UPDATE SKIP LOCKED`` (so several relays may
+run side by side), sends them, waits for the broker's acknowledgements, and marks the batch
+published in the same transaction. A failed send rolls the claim back: the rows stay unpublished
+and the relay backs off and tries again, so a broker outage delays events and loses none. It
+sleeps on PostgreSQL ``LISTEN`` and also polls, in case a notification is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import BigInteger, any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tongban_kit.db.engine import libpq_dsn
+from tongban_kit.kafka import build_producer, ensure_topics
+from tongban_kit.observability.metrics import ServiceMetrics
+from tongban_kit.outbox.tables import NOTIFY_CHANNEL, outbox
+from tongban_kit.settings import NodeSettings
+
+__all__ = ["OutboxRelay", "replay_from"]
+
+logger = logging.getLogger("tongban.outbox")
+
+_CLAIM = (
+    select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.headers, outbox.c.payload)
+    .where(outbox.c.published_at.is_(None))
+    .order_by(outbox.c.seq)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_MARK = (
+    update(outbox)
+    .where(outbox.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))))
+    .values(published_at=func.now())
+)
+_BACKLOG = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+_PURGE = text(
+    "DELETE FROM tongban_outbox WHERE published_at < now() - make_interval(secs => :seconds)"
+)
+
+
+class OutboxRelay:
+    """Publishes one service's outbox. ``run`` loops until cancelled."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        node: NodeSettings,
+        metrics: ServiceMetrics,
+        client_id: str,
+        purge_every_s: float = 300.0,
+    ) -> None:
+        self.engine = engine
+        self.node = node
+        self.metrics = metrics
+        self.client_id = client_id
+        self.purge_every_s = purge_every_s
+        self._wake = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._topics_ready: set[str] = set()
+        self._listener: Any = None
+        self.connected = False
+
+    async def run(self) -> None:
+        backoff = 0.1
+        last_purge = 0.0
+        try:
+            while True:
+                try:
+                    await self._ensure_listener()
+                    producer = await self._ensure_producer()
+                    published = await self.publish_batch(producer)
+                    backoff = 0.1
+                    if time.monotonic() - last_purge > self.purge_every_s:
+                        last_purge = time.monotonic()
+                        await self.purge_published()
+                    if published >= self.node.outbox_batch_size:
+                        continue  # a backlog: drain without waiting
+                    if published == 0:
+                        await self._update_backlog_gauge()
+                        await self._sleep(self.node.outbox_poll_interval_s)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # broker or database down: back off, keep the rows
+                    self.metrics.outbox_publish_errors.inc()
+                    logger.warning(
+                        "outbox relay cannot publish, retrying in %.1fs: %s", backoff, exc
+                    )
+                    await self._reset_producer()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            await self._reset_producer()
+            await self._close_listener()
+
+    async def publish_batch(self, producer: AIOKafkaProducer) -> int:
+        """Claim, send and mark one batch; return how many rows were published."""
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(_CLAIM, {"limit": self.node.outbox_batch_size})).all()
+            if not rows:
+                return 0
+            new_topics = {row.topic for row in rows} - self._topics_ready
+            if new_topics:
+                await ensure_topics(self.node, new_topics)
+                self._topics_ready |= new_topics
+            futures = [
+                await producer.send(
+                    row.topic,
+                    value=row.payload,
+                    key=row.key,
+                    headers=[(name, value.encode()) for name, value in row.headers.items()],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute(_MARK, {"seqs": [row.seq for row in rows]})
+        self.metrics.outbox_published.inc(len(rows))
+        return len(rows)
+
+    async def purge_published(self) -> int:
+        """Delete rows published longer ago than the retention window."""
+        seconds = self.node.outbox_retention_hours * 3600
+        async with self.engine.begin() as conn:
+            result = await conn.execute(_PURGE, {"seconds": seconds})
+        purged = int(getattr(result, "rowcount", 0) or 0)
+        if purged:
+            logger.info("purged %d published outbox rows", purged)
+        return purged
+
+    async def _update_backlog_gauge(self) -> None:
+        async with self.engine.connect() as conn:
+            self.metrics.outbox_backlog.set(await conn.scalar(_BACKLOG) or 0)
+
+    async def _sleep(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = build_producer(self.node, client_id=self.client_id)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+            self.connected = True
+            logger.info("outbox relay connected to %s", self.node.kafka_bootstrap_servers)
+        return self._producer
+
+    async def _reset_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        self.connected = False
+        # A broker that comes back may come back empty: check the topics again.
+        self._topics_ready.clear()
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        dsn = libpq_dsn(self.engine.url.render_as_string(hide_password=False))
+        self._listener = await asyncpg.connect(dsn)
+        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+
+async def replay_from(engine: AsyncEngine, seq: int) -> int:
+    """Mark retained rows from ``seq`` on as unpublished, so the relay sends them again.
+
+    Consumers are idempotent (inbox), so a replay repairs a consumer that lost data and does
+    nothing to the others. Returns the number of rows queued again.
+    """
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(outbox)
+            .where(outbox.c.seq >= seq, outbox.c.published_at.is_not(None))
+            .values(published_at=None)
+        )
+        await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,116 @@
+"""Build a Tongban service: one function wires the kit around a service's routers and handlers.
+
+Everything is built in the lifespan, nothing at import time: settings, logging, the database
+engine, the outbox relay and the event consumers. Tests build an app with their own settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI
+
+from tongban_kit.db.engine import build_engine, build_sessionmaker
+from tongban_kit.errors import install_problem_handlers
+from tongban_kit.health import broker_check, database_check, health_router
+from tongban_kit.inbox import EventConsumer, Subscription
+from tongban_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from tongban_kit.observability.logs import configure_logging
+from tongban_kit.observability.metrics import ServiceMetrics
+from tongban_kit.outbox.relay import OutboxRelay
+from tongban_kit.settings import ServiceSettings
+
+__all__ = ["ServiceSpec", "create_service_app"]
+
+logger = logging.getLogger("tongban.service")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How the node launcher and the ``tongban`` command find a service (by entry point).
+
+    Services publish one under the ``tongban.services`` entry-point group, so the kit never
+    imports a service to know about it.
+    """
+
+    name: str
+    app: str  # "package.module:factory"
+    settings: str  # "package.module:SettingsClass"
+    env_prefix: str
+    default_port: int
+    migrations: str | None = None  # "package:migrations"; None for stateless services
+    database: str | None = None  # database name on a shared server
+    start_order: int = 10
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    subscriptions: Sequence[Subscription] = (),
+    version: str = "0.1.0",
+) -> FastAPI:
+    """A FastAPI app with the kit's lifespan, middleware, errors and operations endpoints."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        node = settings.node
+        configure_logging(settings.service_name, level=node.log_level, fmt=node.log_format)
+        engine = build_engine(settings.database_url, pool_size=settings.database_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = build_sessionmaker(engine)
+        app.state.readiness = {
+            "database": database_check(engine),
+            "broker": broker_check(node.kafka_bootstrap_servers),
+        }
+        tasks: list[asyncio.Task[None]] = []
+        if settings.run_workers:
+            relay = OutboxRelay(
+                engine=engine,
+                node=node,
+                metrics=metrics,
+                client_id=f"{node.node_code}-{settings.service_name}-relay",
+            )
+            app.state.relay = relay
+            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+            for subscription in subscriptions:
+                consumer = EventConsumer(
+                    service=settings.service_name,
+                    subscription=subscription,
+                    sessionmaker=app.state.sessionmaker,
+                    node=node,
+                    metrics=metrics,
+                )
+                tasks.append(asyncio.create_task(consumer.run(), name=consumer.consumer_name))
+        logger.info(
+            "%s started for node %s", settings.service_name, node.node_code,
+            extra={"workers": settings.run_workers},
+        )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await engine.dispose()
+            logger.info("%s stopped", settings.service_name)
+
+    metrics = ServiceMetrics()
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_problem_handlers(app)
+    app.include_router(health_router())
+    for router in routers:
+        app.include_router(router)
+    # Outermost first: the context middleware must see (and stamp) even a 413.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.node.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,107 @@
+"""Settings: one node-wide class and one prefixed class per service, read from the environment.
+
+Node-wide settings (``TONGBAN_*``, plus the conventional ``KAFKA_BOOTSTRAP_SERVERS``) are shared
+by every service of a node; a service's own settings (``TONGBAN_IDENTITY_*`` and so on) hold its
+database, its port and its secrets. Nothing here is read at import time: a service builds its
+settings in ``create_app`` and tests build their own.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["NodeSettings", "ServiceSettings", "is_placeholder_secret"]
+
+_PLACEHOLDERS = re.compile(r"^(|changeme|change-me|secret|password|dev|development|test|x+)$", re.I)
+
+
+def is_placeholder_secret(value: str) -> bool:
+    """True for values that must never guard a production node (empty, 'changeme', short)."""
+    return bool(_PLACEHOLDERS.match(value.strip())) or len(value) < 16
+
+
+class NodeSettings(BaseSettings):
+    """What every service of one node shares."""
+
+    model_config = SettingsConfigDict(env_prefix="TONGBAN_", extra="ignore")
+
+    node_code: Annotated[str, Field(pattern=r"^\d{6}$")] = Field(
+        default="440300",
+        description="GB/T 2260 division code naming this node (100000 is the central node).",
+    )
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses placeholder secrets and enables HSTS.",
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("TONGBAN_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers, comma separated.",
+    )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Consumers' fetch wait. Low by default: the embedded broker does not wake a "
+        "waiting fetch when data arrives, so latency is about half this value.",
+    )
+    kafka_enable_idempotence: bool = Field(
+        default=False,
+        description="Idempotent producer. Keep off against the embedded broker, which refuses "
+        "InitProducerId; turn on for Apache Kafka.",
+    )
+    log_level: str = Field(default="INFO", description="Python log level name.")
+    log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body a service accepts."
+    )
+    outbox_retention_hours: float = Field(
+        default=168.0, ge=0, description="How long published outbox rows are kept for replay."
+    )
+    outbox_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="Relay polling fallback when no NOTIFY arrives."
+    )
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000, description="Relay batch size.")
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every service's own settings; subclasses set ``env_prefix``."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service_name: str = "service"
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    database_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/tongban",
+        description="SQLAlchemy URL of the service's own database (asyncpg driver).",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200, description="Connection pool size.")
+    host: str = Field(default="127.0.0.1", description="Interface the service listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the service listens on.")
+    run_workers: bool = Field(
+        default=True,
+        description="Run the outbox relay and event consumers inside the API process.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_driver(cls, value: str) -> str:
+        # Operators paste plain postgres:// URLs; the services are async end to end.
+        for plain in ("postgresql://", "postgres://"):
+            if value.startswith(plain):
+                return "postgresql+asyncpg://" + value[len(plain) :]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.node.environment != "production":
+            return self
+        for name, value in self:
+            if isinstance(value, SecretStr) and is_placeholder_secret(value.get_secret_value()):
+                env = f"{self.model_config.get('env_prefix', '')}{name}".upper()
+                raise ValueError(f"{env} holds a placeholder secret; set a real one in production")
+        return self
