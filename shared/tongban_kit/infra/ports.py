@@ -13,7 +13,16 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-__all__ = ["free_port", "read_tail", "stop_child", "tie_to_parent", "wait_for_port"]
+import psutil
+
+__all__ = [
+    "free_port",
+    "listens_on",
+    "read_tail",
+    "stop_child",
+    "tie_to_parent",
+    "wait_for_port",
+]
 
 _log = logging.getLogger("tongban.infra")
 
@@ -45,6 +54,19 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{host}:{port} not accepting connections after {timeout}s")
             time.sleep(0.05)
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself has a TCP socket listening on ``port``.
+
+    Used instead of a bare connect so that another server already on the port is not
+    mistaken for the child we just started.
+    """
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns)
 
 
 def tie_to_parent(sig: signal.Signals) -> Callable[[], None] | None:
@@ -84,7 +106,7 @@ def stop_child(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: floa
 
 def read_tail(sink: IO[bytes], limit: int = 4000) -> str:
     """Return the last ``limit`` bytes written to a log sink, for error messages."""
-    sink.flush()
-    size = sink.seek(0, os.SEEK_END)
-    sink.seek(max(0, size - limit))
-    return sink.read().decode("utf-8", "replace")
+    # pread leaves the shared file offset alone, which the child may be writing at.
+    fd = sink.fileno()
+    size = os.fstat(fd).st_size
+    return os.pread(fd, limit, max(0, size - limit)).decode("utf-8", "replace")

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+
+from tongban_exchange.models import BusinessRecord
+from tongban_kit.db import SessionDep
+from tongban_kit.errors import NotFound
+
+router = APIRouter(prefix="/v1/records", tags=["records"])
+
+
+class BusinessRecordOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    uscc: str
+    name: str
+    division_code: str
+    updated_at: datetime
+
+
+@router.get("/businesses/{uscc}", response_model=BusinessRecordOut)
+async def latest_business_record(uscc: str, session: SessionDep) -> BusinessRecordOut:
+    """The latest business record by USCC.
+
+    Access: skeleton, open (the register is public); the data-exchange issue puts record
+    queries under grants with a stated purpose.
+    """
+    record = await session.get(BusinessRecord, uscc.upper())
+    if record is None:
+        raise NotFound(f"no business record for {uscc}")
+    return BusinessRecordOut.model_validate(record)

@@ -1,0 +1,14 @@
+"""How the node launcher finds this service (entry point ``tongban.services``)."""
+
+from tongban_kit.service import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="exchange",
+    app="tongban_exchange.main:create_app",
+    settings="tongban_exchange.settings:ExchangeSettings",
+    env_prefix="TONGBAN_EXCHANGE_",
+    default_port=8003,
+    migrations="tongban_exchange:migrations",
+    database="tongban_exchange",
+    start_order=3,
+)

@@ -1,0 +1,14 @@
+"""How the node launcher finds this service (entry point ``tongban.services``)."""
+
+from tongban_kit.service import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="registration",
+    app="tongban_registration.main:create_app",
+    settings="tongban_registration.settings:RegistrationSettings",
+    env_prefix="TONGBAN_REGISTRATION_",
+    default_port=8002,
+    migrations="tongban_registration:migrations",
+    database="tongban_registration",
+    start_order=2,
+)
