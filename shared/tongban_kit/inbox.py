@@ -36,7 +36,7 @@ EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Subscription:
-    """What one consumer of a service listens to: topics and a handler per event type."""
+    """What one consumer of a service listens to: logical topics and a handler per type."""
 
     name: str
     topics: tuple[str, ...]
@@ -63,6 +63,8 @@ class EventConsumer:
     ) -> None:
         self.subscription = subscription
         self.consumer_name = f"{service}.{subscription.name}"
+        self.topics = [node.topic(logical) for logical in subscription.topics]
+        self.group_id = node.topic(self.consumer_name)
         self.sessionmaker = sessionmaker
         self.node = node
         self.metrics = metrics
@@ -73,10 +75,8 @@ class EventConsumer:
         while True:
             consumer: AIOKafkaConsumer | None = None
             try:
-                await ensure_topics(self.node, self.subscription.topics)
-                consumer = build_consumer(
-                    self.node, *self.subscription.topics, group_id=self.consumer_name
-                )
+                await ensure_topics(self.node, self.topics)
+                consumer = build_consumer(self.node, *self.topics, group_id=self.group_id)
                 await consumer.start()
                 self.connected = True
                 logger.info("consumer %s started", self.consumer_name)
@@ -126,9 +126,7 @@ class EventConsumer:
             async with self.sessionmaker() as session, session.begin():
                 claimed = await session.execute(
                     pg_insert(inbox)
-                    .values(
-                        consumer=self.consumer_name, event_id=event.id, event_type=event.type
-                    )
+                    .values(consumer=self.consumer_name, event_id=event.id, event_type=event.type)
                     .on_conflict_do_nothing()
                     .returning(inbox.c.event_id)
                 )
@@ -176,5 +174,3 @@ class EventConsumer:
         logger.warning(
             "dead-lettered %s/%d@%d: %s", record.topic, record.partition, record.offset, reason
         )
-
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
@@ -11,7 +12,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from tongban_kit.settings import NodeSettings
 
-__all__ = ["build_consumer", "build_producer", "ensure_topics"]
+__all__ = ["TopicAdmin", "build_consumer", "build_producer", "ensure_topics"]
 
 logger = logging.getLogger("tongban.kafka")
 
@@ -45,27 +46,48 @@ def build_consumer(node: NodeSettings, *topics: str, group_id: str) -> AIOKafkaC
     )
 
 
-async def ensure_topics(
-    node: NodeSettings, topics: Iterable[str], *, partitions: int = 3
-) -> None:
-    """Create the topics that do not exist yet (each producer and consumer does so on start)."""
-    wanted = sorted(set(topics))
+class TopicAdmin:
+    """A long-lived admin client that creates topics and says which ones exist."""
+
+    def __init__(self, node: NodeSettings, *, partitions: int = 3) -> None:
+        self.node = node
+        self.partitions = partitions
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=node.kafka_bootstrap_servers, request_timeout_ms=5_000
+        )
+
+    async def start(self) -> None:
+        await asyncio.wait_for(self._admin.start(), 10.0)
+
+    async def close(self) -> None:
+        await self._admin.close()
+
+    async def missing(self, topics: Iterable[str]) -> set[str]:
+        """The topics the broker does not list (a full metadata round trip)."""
+        return set(topics) - set(await self._admin.list_topics())
+
+    async def ensure(self, topics: Iterable[str]) -> None:
+        """Create the topics that do not exist yet."""
+        missing = sorted(await self.missing(topics))
+        if not missing:
+            return
+        try:
+            await self._admin.create_topics(
+                [NewTopic(t, num_partitions=self.partitions, replication_factor=1) for t in missing]
+            )
+        except TopicAlreadyExistsError:
+            pass  # a sibling process created it first
+        logger.info("created topics %s", ", ".join(missing))
+
+
+async def ensure_topics(node: NodeSettings, topics: Iterable[str]) -> None:
+    """Create the topics that do not exist yet (each consumer does so on start)."""
+    wanted = set(topics)
     if not wanted:
         return
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=node.kafka_bootstrap_servers, request_timeout_ms=10_000
-    )
-    await admin.start()
+    admin = TopicAdmin(node)
     try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in wanted if t not in existing]
-        if missing:
-            try:
-                await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
-                )
-            except TopicAlreadyExistsError:
-                pass  # a sibling process created it first
-            logger.info("created topics %s", ", ".join(missing))
+        await admin.start()
+        await admin.ensure(wanted)
     finally:
         await admin.close()

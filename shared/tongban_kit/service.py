@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI
@@ -22,9 +22,9 @@ from tongban_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tongban_kit.observability.logs import configure_logging
 from tongban_kit.observability.metrics import ServiceMetrics
 from tongban_kit.outbox.relay import OutboxRelay
-from tongban_kit.settings import ServiceSettings
+from tongban_kit.settings import BaseServiceSettings, ServiceSettings
 
-__all__ = ["ServiceSpec", "create_service_app"]
+__all__ = ["Lifespan", "ServiceSpec", "create_base_app", "create_service_app"]
 
 logger = logging.getLogger("tongban.service")
 
@@ -48,6 +48,47 @@ class ServiceSpec:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
+
+
+def create_base_app(
+    *,
+    settings: BaseServiceSettings,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    lifespan: Lifespan | None = None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    """The kit around some routers: logging, errors, operations endpoints, body limit and
+    request context. ``lifespan`` builds the rest and fills ``app.state.readiness``."""
+
+    @contextlib.asynccontextmanager
+    async def base_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        node = settings.node
+        configure_logging(settings.service_name, level=node.log_level, fmt=node.log_format)
+        async with lifespan(app) if lifespan else contextlib.nullcontext():
+            logger.info("%s started for node %s", settings.service_name, node.node_code)
+            try:
+                yield
+            finally:
+                logger.info("%s stopping", settings.service_name)
+
+    metrics = ServiceMetrics()
+    app = FastAPI(title=title, description=description, version=version, lifespan=base_lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.readiness = {}
+    install_problem_handlers(app)
+    app.include_router(health_router())
+    for router in routers:
+        app.include_router(router)
+    # Outermost last: the context middleware must see (and stamp) even a 413.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.node.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
 def create_service_app(
     *,
     settings: ServiceSettings,
@@ -57,12 +98,11 @@ def create_service_app(
     subscriptions: Sequence[Subscription] = (),
     version: str = "0.1.0",
 ) -> FastAPI:
-    """A FastAPI app with the kit's lifespan, middleware, errors and operations endpoints."""
+    """A stateful service: the base app plus its database, outbox relay and consumers."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node = settings.node
-        configure_logging(settings.service_name, level=node.log_level, fmt=node.log_format)
+        node, metrics = settings.node, app.state.metrics
         engine = build_engine(settings.database_url, pool_size=settings.database_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
@@ -89,10 +129,6 @@ def create_service_app(
                     metrics=metrics,
                 )
                 tasks.append(asyncio.create_task(consumer.run(), name=consumer.consumer_name))
-        logger.info(
-            "%s started for node %s", settings.service_name, node.node_code,
-            extra={"workers": settings.run_workers},
-        )
         try:
             yield
         finally:
@@ -100,17 +136,12 @@ def create_service_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await engine.dispose()
-            logger.info("%s stopped", settings.service_name)
 
-    metrics = ServiceMetrics()
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
-    app.state.settings = settings
-    app.state.metrics = metrics
-    install_problem_handlers(app)
-    app.include_router(health_router())
-    for router in routers:
-        app.include_router(router)
-    # Outermost first: the context middleware must see (and stamp) even a 413.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.node.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    return app
+    return create_base_app(
+        settings=settings,
+        title=title,
+        description=description,
+        routers=routers,
+        lifespan=lifespan,
+        version=version,
+    )

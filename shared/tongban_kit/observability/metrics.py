@@ -20,12 +20,17 @@ class ServiceMetrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.http_requests = Counter(
-            "tongban_http_requests", "HTTP requests served", ["method", "route", "status"],
+            "tongban_http_requests",
+            "HTTP requests served",
+            ["method", "route", "status"],
             registry=r,
         )
         self.http_latency = Histogram(
-            "tongban_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "tongban_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.outbox_published = Counter(
             "tongban_outbox_published_events", "Events the relay published to Kafka", registry=r

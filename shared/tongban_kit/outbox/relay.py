@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tongban_kit.db.engine import libpq_dsn
-from tongban_kit.kafka import build_producer, ensure_topics
+from tongban_kit.kafka import TopicAdmin, build_producer
 from tongban_kit.observability.metrics import ServiceMetrics
 from tongban_kit.outbox.tables import NOTIFY_CHANNEL, outbox
 from tongban_kit.settings import NodeSettings
@@ -60,7 +60,9 @@ class OutboxRelay:
         metrics: ServiceMetrics,
         client_id: str,
         purge_every_s: float = 300.0,
+        publish_timeout_s: float = 10.0,
     ) -> None:
+        self.publish_timeout_s = publish_timeout_s
         self.engine = engine
         self.node = node
         self.metrics = metrics
@@ -68,6 +70,7 @@ class OutboxRelay:
         self.purge_every_s = purge_every_s
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        self._admin: TopicAdmin | None = None
         self._topics_ready: set[str] = set()
         self._listener: Any = None
         self.connected = False
@@ -80,7 +83,9 @@ class OutboxRelay:
                 try:
                     await self._ensure_listener()
                     producer = await self._ensure_producer()
-                    published = await self.publish_batch(producer)
+                    published = await asyncio.wait_for(
+                        self.publish_batch(producer), self.publish_timeout_s * 2
+                    )
                     backoff = 0.1
                     if time.monotonic() - last_purge > self.purge_every_s:
                         last_purge = time.monotonic()
@@ -110,20 +115,30 @@ class OutboxRelay:
             rows = (await conn.execute(_CLAIM, {"limit": self.node.outbox_batch_size})).all()
             if not rows:
                 return 0
-            new_topics = {row.topic for row in rows} - self._topics_ready
-            if new_topics:
-                await ensure_topics(self.node, new_topics)
-                self._topics_ready |= new_topics
+            topics = {self.node.topic(row.topic) for row in rows}
+            assert self._admin is not None
+            if topics - self._topics_ready:
+                await self._admin.ensure(topics - self._topics_ready)
+                self._topics_ready |= topics
             futures = [
                 await producer.send(
-                    row.topic,
+                    self.node.topic(row.topic),
                     value=row.payload,
                     key=row.key,
                     headers=[(name, value.encode()) for name, value in row.headers.items()],
                 )
                 for row in rows
             ]
-            await asyncio.gather(*futures)
+            # A client stuck on a broker that went away must not hold the claim forever: give
+            # up on the batch (its rows stay unpublished) and start over with a new producer.
+            await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout_s)
+            # A broker that restarted empty acknowledges writes to topics it no longer has and
+            # drops them (the embedded broker does): only a batch whose topics still exist after
+            # the acknowledgements counts as published.
+            vanished = await self._admin.missing(topics)
+            if vanished:
+                self._topics_ready -= vanished
+                raise RuntimeError(f"topics vanished from the broker: {', '.join(vanished)}")
             await conn.execute(_MARK, {"seqs": [row.seq for row in rows]})
         self.metrics.outbox_published.inc(len(rows))
         return len(rows)
@@ -150,24 +165,32 @@ class OutboxRelay:
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = build_producer(self.node, client_id=self.client_id)
+            admin = TopicAdmin(self.node)
             try:
                 await producer.start()
+                await admin.start()
             except BaseException:
                 await producer.stop()
+                await admin.close()
                 raise
-            self._producer = producer
+            self._producer, self._admin = producer, admin
             self.connected = True
             logger.info("outbox relay connected to %s", self.node.kafka_bootstrap_servers)
         return self._producer
 
     async def _reset_producer(self) -> None:
         producer, self._producer = self._producer, None
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(admin.close(), 2.0)
         self.connected = False
         # A broker that comes back may come back empty: check the topics again.
         self._topics_ready.clear()
         if producer is not None:
+            # stop() flushes pending sends; against a dead broker that could wait forever.
             with contextlib.suppress(Exception):
-                await producer.stop()
+                await asyncio.wait_for(producer.stop(), 2.0)
 
     async def _ensure_listener(self) -> None:
         if self._listener is not None and not self._listener.is_closed():

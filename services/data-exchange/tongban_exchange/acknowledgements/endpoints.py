@@ -7,9 +7,9 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
+from tongban_kit.db import SessionDep
 
 from tongban_exchange.acknowledgements import service
-from tongban_kit.db import SessionDep
 
 router = APIRouter(prefix="/v1/acknowledgements", tags=["acknowledgements"])
 
@@ -19,7 +19,9 @@ class AcknowledgementCreate(BaseModel):
 
     uscc: str = Field(min_length=18, max_length=18, description="The business's USCC.")
     department: str = Field(
-        min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
         description="Code of the acknowledging department.",
     )
     reference: str = Field(min_length=1, max_length=128, description="The department's reference.")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from tongban_exchange.models import BusinessRecord
 from tongban_kit.events import CloudEvent, load_catalogue
 from tongban_kit.inbox import Subscription
+
+from tongban_exchange.models import BusinessRecord
 
 BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
 
@@ -35,6 +35,6 @@ async def on_business_registered(session: AsyncSession, event: CloudEvent) -> No
 
 SUBSCRIPTION = Subscription(
     name="business-records",
-    topics=("tongban.registration.events",),
+    topics=("registration.events",),
     handlers={BUSINESS_REGISTERED: on_business_registered},
 )

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from tongban_identity.models import LegalPerson
 from tongban_kit.events import CloudEvent
 from tongban_kit.inbox import Subscription
+
+from tongban_identity.models import LegalPerson
 
 BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
 
@@ -31,6 +31,6 @@ async def on_business_registered(session: AsyncSession, event: CloudEvent) -> No
 
 SUBSCRIPTION = Subscription(
     name="legal-persons",
-    topics=("tongban.registration.events",),
+    topics=("registration.events",),
     handlers={BUSINESS_REGISTERED: on_business_registered},
 )

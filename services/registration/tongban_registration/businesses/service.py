@@ -8,11 +8,16 @@ from __future__ import annotations
 import unicodedata
 
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from tongban_kit.errors import BadRequest, Conflict, NotFound
 from tongban_kit.events import CloudEvent
-from tongban_kit.identifiers import InvalidIdentifier, contains, generate_uscc, validate_division_code
+from tongban_kit.identifiers import (
+    InvalidIdentifier,
+    contains,
+    generate_uscc,
+    validate_division_code,
+)
 from tongban_kit.outbox import add_event
+
 from tongban_registration.businesses import repository
 from tongban_registration.models import Business
 
@@ -25,9 +30,7 @@ def name_key(name: str) -> str:
     return "".join(ch for ch in folded if not ch.isspace())
 
 
-async def register(
-    session: AsyncSession, *, name: str, division_code: str, node: str
-) -> Business:
+async def register(session: AsyncSession, *, name: str, division_code: str, node: str) -> Business:
     try:
         division_code = validate_division_code(division_code, allow_central=False)
     except InvalidIdentifier as exc:

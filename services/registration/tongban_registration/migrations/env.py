@@ -1,4 +1,4 @@
-from tongban_registration.models import Base
 from tongban_kit.db.migrations import run_env
+from tongban_registration.models import Base
 
 run_env(Base.metadata)

@@ -1,0 +1,245 @@
+"""Real HTTP for the gateway tests: small stand-in services served by uvicorn on free ports.
+
+Each stand-in records what reached it and answers with what it saw, so a test can compare what
+the caller sent, what the service received and what came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+from tongban_gateway.main import create_app
+from tongban_gateway.settings import GatewaySettings
+from tongban_kit.settings import NodeSettings
+
+CHUNK = 64 * 1024
+
+
+@dataclass
+class StandIn:
+    """A stand-in service: its URL, the requests it finished reading, and switches for tests."""
+
+    name: str
+    url: str = ""
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    ready: bool = True
+    gate: threading.Event = field(default_factory=threading.Event)
+    hung_up: threading.Event = field(default_factory=threading.Event)
+
+    def saw(self, path: str) -> list[dict[str, Any]]:
+        return [record for record in self.seen if record["path"] == path]
+
+
+def stand_in_app(state: StandIn) -> Starlette:
+    async def echo(request: Request) -> Response:
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                digest.update(chunk)
+        except ClientDisconnect:
+            return Response(status_code=400)  # cut off mid-body: nothing was received
+        record = {
+            "service": state.name,
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "headers": dict(request.headers),
+            "body_bytes": size,
+            "body_sha256": digest.hexdigest(),
+        }
+        state.seen.append(record)
+        return JSONResponse(record)
+
+    async def readyz(request: Request) -> Response:
+        return JSONResponse({}, status_code=200 if state.ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        state.seen.append({"path": "/metrics"})
+        return Response("internal")
+
+    async def megabytes(request: Request) -> Response:
+        count = int(request.path_params["count"])
+
+        async def body() -> AsyncIterator[bytes]:
+            for index in range(count * 1024 * 1024 // CHUNK):
+                yield bytes([index % 256]) * CHUNK
+
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    async def gated(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first"
+            opened = await anyio.to_thread.run_sync(state.gate.wait, 10)
+            yield b"-second" if opened else b"-gate never opened"
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    async def endless(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"x" * CHUNK
+                    await asyncio.sleep(0)
+            finally:
+                state.hung_up.set()
+
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(2)
+        return Response("late")
+
+    async def redirect(request: Request) -> Response:
+        # Absolute, naming the service's own address, as Starlette's slash redirects do.
+        return RedirectResponse(f"{request.base_url}v1/target?x=1", status_code=307)
+
+    async def cookies(request: Request) -> Response:
+        response = Response("cookies")
+        response.set_cookie("a", "1")
+        response.set_cookie("b", "2")
+        return response
+
+    return Starlette(
+        routes=[
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/megabytes/{count:int}", megabytes),
+            Route("/gated", gated),
+            Route("/endless", endless),
+            Route("/slow", slow),
+            Route("/redirect", redirect),
+            Route("/cookies", cookies),
+            Route("/{path:path}", echo, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+        ]
+    )
+
+
+@contextlib.contextmanager
+def serve(
+    app: Any, *, lifespan: Literal["on", "off"] = "off", server_header: bool = True
+) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yield its URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        lifespan=lifespan,
+        log_level="warning",
+        access_log=False,
+        server_header=server_header,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def stand_ins() -> Iterator[dict[str, StandIn]]:
+    """The three services the gateway routes to, each a real server."""
+    states = {name: StandIn(name) for name in ("identity", "registration", "exchange")}
+    with contextlib.ExitStack() as stack:
+        for state in states.values():
+            state.url = stack.enter_context(serve(stand_in_app(state)))
+        yield states
+
+
+@pytest.fixture
+def ready(stand_ins: dict[str, StandIn]) -> Iterator[dict[str, StandIn]]:
+    """The stand-ins, every one ready, and every gate closed, again after the test too."""
+    for state in stand_ins.values():
+        state.ready = True
+        state.gate.clear()
+        state.hung_up.clear()
+    yield stand_ins
+    for state in stand_ins.values():
+        state.ready = True
+        state.gate.set()  # releases a stand-in still streaming for a failed test
+
+
+@pytest.fixture(scope="session")
+def dead_url() -> Iterator[str]:
+    """A port bound but not listening: connecting to it is refused for the whole session."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def gateway_settings(stand_ins: dict[str, StandIn], **overrides: Any) -> GatewaySettings:
+    """Settings routing to the stand-ins; keyword arguments override any field."""
+    fields: dict[str, Any] = {f"{name}_url": state.url for name, state in stand_ins.items()}
+    fields.update(overrides)
+    return GatewaySettings(**fields)
+
+
+@contextlib.asynccontextmanager
+async def _in_process(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client,
+    ):
+        yield client
+
+
+OpenGateway = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def open_gateway(ready: dict[str, StandIn]) -> OpenGateway:
+    """Open a gateway app in this process (ASGI transport, lifespan running) in front of the
+    stand-ins; keyword arguments override settings fields."""
+
+    def opener(**overrides: Any) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+        return _in_process(gateway_settings(ready, **overrides))
+
+    return opener
+
+
+@pytest.fixture
+async def gateway(open_gateway: OpenGateway) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the gateway in front of the three ready stand-ins."""
+    async with open_gateway() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def served_gateway(stand_ins: dict[str, StandIn]) -> Iterator[str]:
+    """The gateway served by uvicorn on a real socket (the ASGI transport buffers bodies),
+    accepting bodies up to 16 MiB."""
+    node = NodeSettings(max_body_bytes=16 * 1024 * 1024)
+    app = create_app(gateway_settings(stand_ins, node=node))
+    # Served the way the node launcher serves it: no uvicorn banner of its own.
+    with serve(app, lifespan="on", server_header=False) as url:
+        yield url

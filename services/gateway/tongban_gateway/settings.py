@@ -1,0 +1,43 @@
+"""The gateway's settings (``TONGBAN_GATEWAY_*``). The gateway keeps no database."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from tongban_kit.settings import BaseServiceSettings
+
+__all__ = ["GatewaySettings"]
+
+
+class GatewaySettings(BaseServiceSettings):
+    """Where the gateway listens, where each service is, and how long to wait for them."""
+
+    model_config = SettingsConfigDict(env_prefix="TONGBAN_GATEWAY_", extra="ignore")
+
+    service_name: str = Field(default="gateway", description="Name in logs and metrics.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the gateway listens on.")
+    identity_url: str = Field(
+        default="http://127.0.0.1:8001",
+        description="Base URL of the identity service; `/api/identity/…` is routed there.",
+    )
+    registration_url: str = Field(
+        default="http://127.0.0.1:8002",
+        description="Base URL of the registration service; `/api/registration/…` is routed there.",
+    )
+    exchange_url: str = Field(
+        default="http://127.0.0.1:8003",
+        description="Base URL of the data-exchange service; `/api/exchange/…` is routed there.",
+    )
+    upstream_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait, in seconds, for a service to send its response headers or "
+        "its next chunk, or to accept the next chunk of a request body; past it the caller "
+        "gets a 504.",
+    )
+    connect_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="Longest wait, in seconds, to connect to a service (or for a free pooled "
+        "connection to it); past it the caller gets a 503.",
+    )

@@ -1,0 +1,1 @@
+"""Run a whole node on one machine: the launcher behind ``tongban node up``."""

