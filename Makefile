@@ -1,0 +1,48 @@
+# Tongban: `make run` starts a whole node, `make test` runs the whole suite.
+# Both set themselves up on a machine that has only python3 and make.
+
+PY ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format typecheck bench-outbox bench clean
+
+$(UV):
+	@echo "==> bootstrapping uv into $(TOOLS)/"
+	$(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock shared/pyproject.toml services/*/pyproject.toml
+	@echo "==> installing the workspace into $(VENV)/ (uv sync --frozen)"
+	$(UV) sync --frozen --all-packages --python $(PY)
+	@touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	$(BIN)/tongban node up
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/outbox_latency.py
+	$(BIN)/python bench/relay_throughput.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .state

@@ -1,0 +1,177 @@
+"""A whole node, started the way `make run` starts it, driven over real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tongban_kit.infra import free_port
+
+pytestmark = pytest.mark.node
+
+
+@dataclass
+class RunningNode:
+    process: subprocess.Popen[bytes]
+    gateway: str
+    state_dir: Path
+    output: Path
+
+
+def _node_env(state_dir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TONGBAN_", "KAFKA_")) and k != "DATABASE_URL"
+    }
+    env.update(
+        {
+            "TONGBAN_STATE_DIR": str(state_dir),
+            "TONGBAN_EMBEDDED_POSTGRES_PORT": str(free_port()),
+            "TONGBAN_EMBEDDED_KAFKA_PORT": str(free_port()),
+            "TONGBAN_IDENTITY_PORT": str(free_port()),
+            "TONGBAN_REGISTRATION_PORT": str(free_port()),
+            "TONGBAN_EXCHANGE_PORT": str(free_port()),
+            "TONGBAN_GATEWAY_PORT": str(free_port()),
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    state_dir = tmp_path_factory.mktemp("node")
+    env = _node_env(state_dir)
+    output = state_dir / "launcher.out"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tongban_kit.cli", "node", "up"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal's job would be
+        )
+    running = RunningNode(
+        process, f"http://127.0.0.1:{env['TONGBAN_GATEWAY_PORT']}", state_dir, output
+    )
+    try:
+        _wait_ready(running, timeout=90)
+        yield running
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_ready(node: RunningNode, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.process.poll() is not None:
+            pytest.fail("the node exited during start-up:\n" + node.output.read_text())
+        try:
+            if httpx.get(f"{node.gateway}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"the node was not ready in {timeout}s:\n" + node.output.read_text())
+
+
+def _eventually(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def test_the_gateway_reports_every_service_ready(node: RunningNode) -> None:
+    response = httpx.get(f"{node.gateway}/readyz")
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == {
+        "identity": "ok",
+        "registration": "ok",
+        "exchange": "ok",
+    }
+
+
+def test_a_registration_reaches_every_service_and_an_acknowledgement_comes_back(
+    node: RunningNode,
+) -> None:
+    api = httpx.Client(base_url=f"{node.gateway}/api", timeout=10)
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    created = api.post(
+        "/registration/v1/businesses",
+        json={"name": "深圳市通办测试科技有限公司", "division_code": "440305"},
+        headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["traceparent"].split("-")[1] == trace_id
+    uscc = created.json()["uscc"]
+
+    legal = _eventually(lambda: api.get(f"/identity/v1/legal-persons/{uscc}").status_code == 200)
+    record = _eventually(
+        lambda: api.get(f"/exchange/v1/records/businesses/{uscc}").status_code == 200
+    )
+    assert legal, "identity never saw the business"
+    assert record, "data-exchange never saw the business"
+
+    ack = api.post(
+        "/exchange/v1/acknowledgements",
+        json={"uscc": uscc, "department": "tax", "reference": "SZ-TAX-0001"},
+    )
+    assert ack.status_code == 201, ack.text
+
+    def acknowledged() -> bool:
+        business = api.get(f"/registration/v1/businesses/{uscc}").json()
+        return [a["reference"] for a in business["acknowledgements"]] == ["SZ-TAX-0001"]
+
+    assert _eventually(acknowledged), "the acknowledgement never reached registration"
+
+
+def test_bad_input_through_the_gateway_gets_problem_json(node: RunningNode) -> None:
+    url = f"{node.gateway}/api/registration/v1/businesses"
+
+    malformed = httpx.post(url, content=b'{"name": ', headers={"content-type": "application/json"})
+    huge = httpx.post(
+        url, content=b"x" * (10 * 1024 * 1024), headers={"content-type": "application/json"}
+    )
+
+    assert malformed.status_code == 400
+    assert malformed.headers["content-type"] == "application/problem+json"
+    assert huge.status_code == 413
+    assert huge.headers["content-type"] == "application/problem+json"
+
+
+def test_ctrl_c_stops_the_node_and_leaves_no_process_behind(node: RunningNode) -> None:
+    launcher = psutil.Process(node.process.pid)
+    family = [launcher, *launcher.children(recursive=True)]
+    assert len(family) >= 5  # launcher, four services (plus the embedded servers)
+
+    os.killpg(node.process.pid, signal.SIGINT)
+    code = node.process.wait(timeout=40)
+
+    assert code == 0, node.output.read_text()
+    alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    leftovers = [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if str(node.state_dir) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
