@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from kit_app import KitService, kit_service_fixture
+
 from tongban_kit.settings import NodeSettings
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
 from tongban_kit.db import SessionDep, new_metadata
 from tongban_kit.errors import Conflict
 from tongban_kit.events import CloudEvent

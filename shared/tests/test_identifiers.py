@@ -16,6 +16,7 @@ import pytest
 from stdnum import exceptions as stdnum_exc
 from stdnum.cn import ric as stdnum_ric
 from stdnum.cn import uscc as stdnum_uscc
+
 from tongban_kit.identifiers import (
     CENTRAL_DIVISION_CODE,
     InvalidIdentifier,

@@ -18,6 +18,7 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from tongban_kit.infra import EmbeddedBroker, EmbeddedPostgres, free_port, wait_for_port
 
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from kit_app import KitService, new_title, notes, outbox
 from sqlalchemy import select, update
+
 from tongban_kit.outbox import replay_from
 from tongban_kit.testing import EventProbe
 

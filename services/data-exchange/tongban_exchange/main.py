@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from tongban_kit.service import create_service_app
 
 from tongban_exchange.acknowledgements.endpoints import router as acknowledgements_router
 from tongban_exchange.records.endpoints import router as records_router
 from tongban_exchange.records.handlers import SUBSCRIPTION
 from tongban_exchange.settings import ExchangeSettings
+from tongban_kit.service import create_service_app
 
 
 def create_app(settings: ExchangeSettings | None = None) -> FastAPI:

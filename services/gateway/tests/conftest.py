@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+
 from tongban_gateway.main import create_app
 from tongban_gateway.settings import GatewaySettings
 from tongban_kit.settings import NodeSettings

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
 from tongban_kit.observability.context import parse_traceparent
 from tongban_kit.settings import NodeSettings
 

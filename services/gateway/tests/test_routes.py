@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from tongban_gateway.main import create_app
 from tongban_gateway.routes import RouteConfigError, RouteTable, Upstream
 from tongban_gateway.settings import GatewaySettings

@@ -11,12 +11,12 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from tongban_kit.service import create_base_app
 
 from tongban_gateway.proxy import build_upstream_client, proxy_router, readiness_checks
 from tongban_gateway.routes import RouteTable
 from tongban_gateway.security import SecurityHeadersMiddleware
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.service import create_base_app
 
 __all__ = ["create_app"]
 

@@ -23,12 +23,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
-from tongban_kit.errors import NotFound, problem_response
-from tongban_kit.health import Check
-from tongban_kit.observability.context import current_request_id, current_trace
 
 from tongban_gateway.routes import RouteTable, Upstream
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.errors import NotFound, problem_response
+from tongban_kit.health import Check
+from tongban_kit.observability.context import current_request_id, current_trace
 
 __all__ = ["build_upstream_client", "proxy_router", "readiness_checks"]
 

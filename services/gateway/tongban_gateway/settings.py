@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
 from tongban_kit.settings import BaseServiceSettings
 
 __all__ = ["GatewaySettings"]

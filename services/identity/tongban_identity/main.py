@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from tongban_kit.service import create_service_app
 
 from tongban_identity.legal_persons.endpoints import router as legal_persons_router
 from tongban_identity.legal_persons.handlers import SUBSCRIPTION
 from tongban_identity.persons.endpoints import router as persons_router
 from tongban_identity.settings import IdentitySettings
+from tongban_kit.service import create_service_app
 
 
 def create_app(settings: IdentitySettings | None = None) -> FastAPI:

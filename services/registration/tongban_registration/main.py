@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from tongban_kit.service import create_service_app
 
+from tongban_kit.service import create_service_app
 from tongban_registration.acknowledgements.handlers import SUBSCRIPTION
 from tongban_registration.businesses.endpoints import router as businesses_router
 from tongban_registration.settings import RegistrationSettings

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, Identity, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 from tongban_kit.db import new_metadata
 
 

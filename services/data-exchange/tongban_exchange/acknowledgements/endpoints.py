@@ -7,9 +7,9 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from tongban_kit.db import SessionDep
 
 from tongban_exchange.acknowledgements import service
+from tongban_kit.db import SessionDep
 
 router = APIRouter(prefix="/v1/acknowledgements", tags=["acknowledgements"])
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from tongban_exchange.models import Acknowledgement
 from tongban_kit.errors import BadRequest
 from tongban_kit.events import CloudEvent
 from tongban_kit.identifiers import InvalidIdentifier, validate_uscc
 from tongban_kit.outbox import add_event
-
-from tongban_exchange.models import Acknowledgement
 
 ACKNOWLEDGEMENT_RECORDED = "gov.tongban.exchange.acknowledgement.recorded.v1"
 

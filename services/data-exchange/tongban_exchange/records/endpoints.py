@@ -4,10 +4,10 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from tongban_kit.db import SessionDep
-from tongban_kit.errors import NotFound
 
 from tongban_exchange.models import BusinessRecord
+from tongban_kit.db import SessionDep
+from tongban_kit.errors import NotFound
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from tongban_kit.events import CloudEvent, load_catalogue
-from tongban_kit.inbox import Subscription
 
 from tongban_exchange.models import BusinessRecord
+from tongban_kit.events import CloudEvent, load_catalogue
+from tongban_kit.inbox import Subscription
 
 BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
 

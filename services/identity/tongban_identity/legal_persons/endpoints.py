@@ -4,10 +4,10 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from tongban_kit.db import SessionDep
-from tongban_kit.errors import NotFound
 
 from tongban_identity.models import LegalPerson
+from tongban_kit.db import SessionDep
+from tongban_kit.errors import NotFound
 
 router = APIRouter(prefix="/v1/legal-persons", tags=["legal persons"])
 

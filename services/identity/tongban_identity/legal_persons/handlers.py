@@ -6,10 +6,10 @@ from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from tongban_kit.events import CloudEvent
-from tongban_kit.inbox import Subscription
 
 from tongban_identity.models import LegalPerson
+from tongban_kit.events import CloudEvent
+from tongban_kit.inbox import Subscription
 
 BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
 

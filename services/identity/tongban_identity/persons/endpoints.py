@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request
-from tongban_kit.db import SessionDep
 
 from tongban_identity.persons import service
 from tongban_identity.persons.schemas import PersonCreate, PersonOut
+from tongban_kit.db import SessionDep
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from tongban_kit.errors import NotFound
-from tongban_kit.events import CloudEvent
-from tongban_kit.outbox import add_event
 
 from tongban_identity.models import Person
 from tongban_identity.persons import repository
+from tongban_kit.errors import NotFound
+from tongban_kit.events import CloudEvent
+from tongban_kit.outbox import add_event
 
 PERSON_REGISTERED = "gov.tongban.identity.person.registered.v1"
 

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from tongban_kit.events import CloudEvent
 from tongban_kit.inbox import Subscription
-
 from tongban_registration.models import Acknowledgement
 
 ACKNOWLEDGEMENT_RECORDED = "gov.tongban.exchange.acknowledgement.recorded.v1"

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from tongban_kit.db import SessionDep
 
+from tongban_kit.db import SessionDep
 from tongban_registration.businesses import service
 from tongban_registration.businesses.schemas import AcknowledgementOut, BusinessCreate, BusinessOut
 

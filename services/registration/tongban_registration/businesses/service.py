@@ -8,6 +8,7 @@ from __future__ import annotations
 import unicodedata
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from tongban_kit.errors import BadRequest, Conflict, NotFound
 from tongban_kit.events import CloudEvent
 from tongban_kit.identifiers import (
@@ -17,7 +18,6 @@ from tongban_kit.identifiers import (
     validate_division_code,
 )
 from tongban_kit.outbox import add_event
-
 from tongban_registration.businesses import repository
 from tongban_registration.models import Business
 
