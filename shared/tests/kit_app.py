@@ -22,6 +22,7 @@ from tongban_kit.inbox import Subscription
 from tongban_kit.outbox import add_event, kit_metadata, outbox
 from tongban_kit.service import create_service_app
 from tongban_kit.settings import NodeSettings, ServiceSettings
+from tongban_kit.testing import running_app
 
 NOTE_CREATED = "gov.tongban.testkit.note.created.v1"
 metadata: MetaData = new_metadata()
@@ -100,10 +101,8 @@ async def kit_service_fixture(
         routers=[router],
         subscriptions=[SUBSCRIPTION],
     )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kit") as client:
-            yield KitService(app, client, engine, node_settings)
+    async with running_app(app) as client:
+        yield KitService(app, client, engine, node_settings)
     await engine.dispose()
 
 
@@ -112,6 +111,7 @@ def new_title() -> str:
 
 
 __all__ = [
+    "NOTE_CREATED",
     "SUBSCRIPTION",
     "KitService",
     "applied",

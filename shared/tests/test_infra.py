@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +23,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tongban_kit.infra import EmbeddedBroker, EmbeddedPostgres, free_port, wait_for_port
+
+
+@pytest.fixture
+def pg_root() -> Iterator[Path]:
+    """A scratch directory for data directories, outside pytest's ``tmp_path``.
+
+    As root the server runs as another user, who must be able to walk every parent directory,
+    and each new pytest session of the same user resets /tmp/pytest-of-root to mode 0700; a
+    concurrent session would make initdb or startup fail there.
+    """
+    root = Path(tempfile.mkdtemp(prefix="tongban-infra-test-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _postgres_pids(data_dir: Path) -> set[int]:
@@ -61,8 +77,8 @@ def test_free_port_and_wait_for_port() -> None:
         wait_for_port("127.0.0.1", port, timeout=2)
 
 
-async def test_postgres_data_survives_restart(tmp_path: Path) -> None:
-    pg = EmbeddedPostgres(tmp_path / "pg", port=free_port())
+async def test_postgres_data_survives_restart(pg_root: Path) -> None:
+    pg = EmbeddedPostgres(pg_root / "pg", port=free_port())
     with pg:
         assert pg.is_running()
         await _execute(pg.url, "CREATE TABLE note (body text); INSERT INTO note VALUES ('kept')")
@@ -74,8 +90,8 @@ async def test_postgres_data_survives_restart(tmp_path: Path) -> None:
     assert pg.async_url("svc") == f"postgresql+asyncpg://postgres@127.0.0.1:{pg.port}/svc"
 
 
-async def test_postgres_stop_leaves_no_process(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pg"
+async def test_postgres_stop_leaves_no_process(pg_root: Path) -> None:
+    data_dir = pg_root / "pg"
     pg = EmbeddedPostgres(data_dir, port=free_port())
     pg.start()
     conn = await asyncpg.connect(pg.url)  # a live backend must go too
@@ -89,8 +105,8 @@ async def test_postgres_stop_leaves_no_process(tmp_path: Path) -> None:
     pg.stop()  # idempotent
 
 
-async def test_postgres_takes_over_from_a_leftover_server(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pg"
+async def test_postgres_takes_over_from_a_leftover_server(pg_root: Path) -> None:
+    data_dir = pg_root / "pg"
     old = EmbeddedPostgres(data_dir, port=free_port())
     old.start()
     await _execute(old.url, "CREATE TABLE note (body text); INSERT INTO note VALUES ('kept')")
@@ -106,8 +122,8 @@ async def test_postgres_takes_over_from_a_leftover_server(tmp_path: Path) -> Non
     assert _postgres_pids(data_dir) == set()
 
 
-async def test_postgres_starts_over_a_killed_server(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pg"
+async def test_postgres_starts_over_a_killed_server(pg_root: Path) -> None:
+    data_dir = pg_root / "pg"
     pg = EmbeddedPostgres(data_dir, port=free_port())
     pg.start()
     await _execute(pg.url, "CREATE TABLE note (body text); INSERT INTO note VALUES ('kept')")
@@ -121,8 +137,8 @@ async def test_postgres_starts_over_a_killed_server(tmp_path: Path) -> None:
         pg.stop()
 
 
-def test_postgres_ignores_a_pid_file_whose_pid_was_reused(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pg"
+def test_postgres_ignores_a_pid_file_whose_pid_was_reused(pg_root: Path) -> None:
+    data_dir = pg_root / "pg"
     pg = EmbeddedPostgres(data_dir, port=free_port())
     pg.start()
     pg.stop()
@@ -137,9 +153,9 @@ def test_postgres_ignores_a_pid_file_whose_pid_was_reused(tmp_path: Path) -> Non
         stranger.wait()
 
 
-def test_postgres_refuses_a_port_held_by_another_server(tmp_path: Path) -> None:
-    with EmbeddedPostgres(tmp_path / "a", port=free_port()) as first:
-        second = EmbeddedPostgres(tmp_path / "b", port=first.port)
+def test_postgres_refuses_a_port_held_by_another_server(pg_root: Path) -> None:
+    with EmbeddedPostgres(pg_root / "a", port=free_port()) as first:
+        second = EmbeddedPostgres(pg_root / "b", port=first.port)
         with pytest.raises(RuntimeError, match="already in use"):
             second.start()
         assert not second.is_running()
@@ -213,13 +229,13 @@ def test_broker_outlives_the_thread_that_started_it() -> None:
         broker.stop()
 
 
-def test_servers_die_with_their_parent(tmp_path: Path) -> None:
+def test_servers_die_with_their_parent(pg_root: Path) -> None:
     script = textwrap.dedent(
         f"""
         import json, time
         from pathlib import Path
         from tongban_kit.infra import EmbeddedBroker, EmbeddedPostgres, free_port
-        pg = EmbeddedPostgres(Path({str(tmp_path / "pg")!r}), port=free_port())
+        pg = EmbeddedPostgres(Path({str(pg_root / "pg")!r}), port=free_port())
         pg.start()
         broker = EmbeddedBroker(port=free_port())
         broker.start()
@@ -227,10 +243,17 @@ def test_servers_die_with_their_parent(tmp_path: Path) -> None:
         time.sleep(120)
         """
     )
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert parent.stdout is not None
-        pids = json.loads(parent.stdout.readline())
+        line = parent.stdout.readline()
+        assert line, parent.communicate()[1]  # the child failed to start its servers
+        pids = json.loads(line)
         children = [psutil.Process(pid) for pid in pids]
         children += children[0].children()  # postgres backends and auxiliary processes
     finally:
@@ -238,4 +261,4 @@ def test_servers_die_with_their_parent(tmp_path: Path) -> None:
         parent.wait()
     _, alive = psutil.wait_procs(children, timeout=20)
     assert alive == []
-    assert _postgres_pids(tmp_path / "pg") == set()
+    assert _postgres_pids(pg_root / "pg") == set()

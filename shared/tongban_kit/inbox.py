@@ -87,7 +87,9 @@ class EventConsumer:
                         for record in records:
                             await self.handle(record)
                     if batches:
-                        await consumer.commit()
+                        # A broker that restarted empty makes commits retry forever; give up
+                        # and rejoin (re-creating the topics), re-reading from the last commit.
+                        await asyncio.wait_for(consumer.commit(), 10.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

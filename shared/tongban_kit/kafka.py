@@ -41,8 +41,8 @@ def build_consumer(node: NodeSettings, *topics: str, group_id: str) -> AIOKafkaC
         auto_offset_reset="earliest",
         fetch_max_wait_ms=node.kafka_fetch_max_wait_ms,
         metadata_max_age_ms=5_000,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=1_000,
+        session_timeout_ms=node.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(node.kafka_session_timeout_ms // 4, 250),
     )
 
 

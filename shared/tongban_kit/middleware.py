@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tongban_kit.errors import PayloadTooLarge, problem_response
+from tongban_kit.errors import problem_response
 from tongban_kit.observability.context import (
     TraceContext,
     new_request_id,
@@ -140,17 +140,33 @@ class BodyLimitMiddleware:
                 await self._refuse(scope, receive, send, 413, self._too_large())
                 return
         received = 0
+        refused = False
+        response_started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(self._too_large(), limit_bytes=self.max_bytes)
+                    # Answer 413 now and tell the app the client has gone, so it stops reading;
+                    # whatever the app then tries to send is dropped.
+                    refused = True
+                    if not response_started:
+                        await self._refuse(scope, receive, send, 413, self._too_large())
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            if refused:
+                return
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)
 
     def _too_large(self) -> str:
         return f"The request body is larger than the {self.max_bytes}-byte limit."

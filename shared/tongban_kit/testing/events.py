@@ -8,13 +8,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tongban_kit.events import CloudEvent, load_catalogue
 from tongban_kit.kafka import ensure_topics
 from tongban_kit.settings import NodeSettings
 
-__all__ = ["EventProbe", "assert_valid_event"]
+__all__ = ["EventProbe", "assert_valid_event", "publish_events"]
 
 
 def assert_valid_event(event: CloudEvent) -> None:
@@ -67,3 +67,20 @@ class EventProbe:
     async def settle(self, seconds: float = 1.0) -> list[CloudEvent]:
         """Collect for a while (to be sure that nothing more arrives)."""
         return await self.collect(lambda _: False, timeout=seconds)
+
+
+async def publish_events(node: NodeSettings, *events: CloudEvent, times: int = 1) -> None:
+    """Put events on their topics as a producing service would (``times`` to redeliver)."""
+    producer = AIOKafkaProducer(bootstrap_servers=node.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for event in events:
+            record = event.to_kafka()
+            topic = node.topic(record.topic)
+            await ensure_topics(node, [topic])
+            for _ in range(times):
+                await producer.send_and_wait(
+                    topic, record.value, key=record.key, headers=record.headers
+                )
+    finally:
+        await producer.stop()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -52,7 +54,7 @@ def _docker_wanted() -> bool:
 
 
 @pytest.fixture(scope="session")
-def tongban_postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def tongban_postgres_url() -> Iterator[str]:
     """A PostgreSQL server URL (``postgresql://…/postgres``) for the whole session."""
     external = os.environ.get("TONGBAN_TEST_DATABASE_URL")
     if external:
@@ -64,13 +66,16 @@ def tongban_postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url()
         return
-    data_dir = Path(tmp_path_factory.mktemp("postgres"))
+    # Not under pytest's tmp dir: a concurrent pytest session may reset it to mode 0700, and
+    # PostgreSQL runs as another user when the tests run as root.
+    data_dir = Path(tempfile.mkdtemp(prefix="tongban-pg-"))
     server = EmbeddedPostgres(data_dir / "data", port=free_port(), log_path=data_dir / "log")
     server.start()
     try:
         yield server.url
     finally:
         server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +107,7 @@ def node_settings(tongban_broker: BrokerHandle) -> NodeSettings:
         kafka_bootstrap_servers=tongban_broker.bootstrap_servers,
         kafka_namespace=f"t{uuid.uuid4().hex[:12]}",
         log_format="text",
+        kafka_session_timeout_ms=2_000,  # the embedded broker holds a join for half of this
         outbox_poll_interval_s=0.2,
     )
 

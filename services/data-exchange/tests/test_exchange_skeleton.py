@@ -1,0 +1,101 @@
+"""Data-exchange's skeleton: acknowledgements are evented; business records come from events,
+validated against the catalogue at the border."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tongban_exchange.main import create_app
+from tongban_exchange.settings import ExchangeSettings
+from tongban_kit.events import CloudEvent
+from tongban_kit.outbox import dead_letters
+from tongban_kit.settings import NodeSettings
+from tongban_kit.testing import EventProbe, assert_valid_event, publish_events, running_app
+
+USCC = "91440305000000019K"
+
+
+@pytest.fixture
+async def database(make_database) -> str:  # type: ignore[no-untyped-def]
+    url: str = await make_database("tongban_exchange:migrations")
+    return url
+
+
+@pytest.fixture
+async def client(database: str, node_settings: NodeSettings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = ExchangeSettings(database_url=database, node=node_settings)
+    async with running_app(create_app(settings)) as client:
+        yield client
+
+
+def _registered(**overrides: object) -> CloudEvent:
+    data = {
+        "business_id": "6f1c1e57-5f6b-4a43-9b11-111111111111",
+        "uscc": USCC,
+        "name": "深圳市腾飞科技有限公司",
+        "division_code": "440305",
+        "registered_at": "2026-11-26T10:00:00+00:00",
+    }
+    data.update(overrides)
+    return CloudEvent.new(
+        "gov.tongban.registration.business.registered.v1",
+        source="/nodes/440300/registration",
+        subject=USCC,
+        data=data,
+    )
+
+
+async def test_an_acknowledgement_is_recorded_with_one_valid_event(
+    client: httpx.AsyncClient, node_settings: NodeSettings
+) -> None:
+    response = await client.post(
+        "/v1/acknowledgements", json={"uscc": USCC, "department": "tax", "reference": "T-1"}
+    )
+
+    assert response.status_code == 201, response.text
+    async with EventProbe(node_settings, "exchange.events") as probe:
+        await probe.collect(lambda seen: len(seen) >= 1)
+        events = await probe.settle(0.5)
+    assert len(events) == 1
+    assert_valid_event(events[0])
+    assert events[0].data["reference"] == "T-1"
+
+
+async def test_an_acknowledgement_for_an_invalid_uscc_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/v1/acknowledgements",
+        json={"uscc": "91440305000000019A", "department": "tax", "reference": "T-1"},
+    )
+
+    assert response.status_code == 400
+    assert "check" in response.json()["detail"]
+
+
+async def test_registered_businesses_become_records_and_invalid_events_dead_letters(
+    client: httpx.AsyncClient, node_settings: NodeSettings, database: str
+) -> None:
+    invalid = _registered(division_code="44")  # breaks the schema
+    valid = _registered()
+    await publish_events(node_settings, invalid, valid)
+
+    for _ in range(150):
+        response = await client.get(f"/v1/records/businesses/{USCC}")
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert response.status_code == 200
+    assert response.json()["division_code"] == "440305"
+    engine = create_async_engine(database)
+    async with engine.connect() as conn:
+        letters = (await conn.execute(select(dead_letters.c.event_id, dead_letters.c.reason))).all()
+    await engine.dispose()
+    assert [row.event_id for row in letters] == [invalid.id]
+    assert "/division_code" in letters[0].reason

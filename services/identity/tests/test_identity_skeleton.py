@@ -1,0 +1,75 @@
+"""Identity's skeleton: sign-up commits with its event; legal persons come from events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tongban_identity.main import create_app
+from tongban_identity.settings import IdentitySettings
+from tongban_kit.events import CloudEvent
+from tongban_kit.settings import NodeSettings
+from tongban_kit.testing import EventProbe, assert_valid_event, publish_events, running_app
+
+
+@pytest.fixture
+async def client(make_database, node_settings: NodeSettings) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    url = await make_database("tongban_identity:migrations")
+    settings = IdentitySettings(database_url=url, node=node_settings)
+    async with running_app(create_app(settings)) as client:
+        yield client
+
+
+async def test_a_person_signs_up_and_one_valid_event_says_so(
+    client: httpx.AsyncClient, node_settings: NodeSettings
+) -> None:
+    response = await client.post("/v1/persons", json={"name": "李伟"})
+
+    assert response.status_code == 201, response.text
+    person = response.json()
+    assert (await client.get(f"/v1/persons/{person['id']}")).json()["name"] == "李伟"
+    async with EventProbe(node_settings, "identity.events") as probe:
+        await probe.collect(lambda seen: len(seen) >= 1)
+        events = await probe.settle(0.5)
+    assert [e.subject for e in events] == [person["id"]]
+    assert_valid_event(events[0])
+    assert "李伟" not in events[0].to_kafka().value.decode()  # no personal data in the event
+
+
+async def test_a_business_registered_event_creates_the_legal_person(
+    client: httpx.AsyncClient, node_settings: NodeSettings
+) -> None:
+    uscc = "91440305000000019K"
+    event = CloudEvent.new(
+        "gov.tongban.registration.business.registered.v1",
+        source="/nodes/440300/registration",
+        subject=uscc,
+        data={
+            "business_id": "6f1c1e57-5f6b-4a43-9b11-111111111111",
+            "uscc": uscc,
+            "name": "深圳市腾飞科技有限公司",
+            "division_code": "440305",
+            "registered_at": "2026-11-26T10:00:00+00:00",
+        },
+    )
+    await publish_events(node_settings, event)
+
+    for _ in range(150):
+        response = await client.get(f"/v1/legal-persons/{uscc}")
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert response.status_code == 200
+    assert response.json()["name"] == "深圳市腾飞科技有限公司"
+
+
+async def test_unknown_people_are_a_404_problem(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/v1/persons/6f1c1e57-5f6b-4a43-9b11-111111111111")
+    not_an_id = await client.get("/v1/persons/42")
+
+    assert missing.status_code == 404
+    assert not_an_id.status_code == 422
+    assert missing.headers["content-type"] == not_an_id.headers["content-type"]

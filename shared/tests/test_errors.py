@@ -1,0 +1,95 @@
+"""Bad input gets a problem+json 4xx and writes nothing; a crash is a 500 that leaks nothing."""
+
+from __future__ import annotations
+
+import pytest
+from kit_app import KitService, notes, outbox
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "pointer"),
+    [
+        (b'{"title": "x"', 400, None),  # malformed JSON
+        (b'{"title": 42}', 422, "/title"),  # wrong type
+        (b'{"title": "x", "pages": "many"}', 422, "/pages"),  # wrong type, second field
+        (b'{"title": "x", "status": "approved"}', 422, "/status"),  # unknown field, forbidden
+        (b'{"title": ""}', 422, "/title"),  # too short
+        (b"[]", 422, None),  # not an object
+        (b"", 422, None),  # no body at all
+    ],
+)
+async def test_bad_bodies_get_a_problem_and_write_nothing(
+    kit_service: KitService, body: bytes, status: int, pointer: str | None
+) -> None:
+    response = await kit_service.client.post(
+        "/notes", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["request_id"] == response.headers["x-request-id"]
+    if pointer:
+        assert pointer in [e["pointer"] for e in problem["errors"]]
+    assert await kit_service.count(notes) == 0
+    assert await kit_service.count(outbox) == 0
+
+
+async def test_a_10_mb_body_is_refused_with_413_and_writes_nothing(
+    kit_service: KitService,
+) -> None:
+    body = b'{"title": "' + b"x" * (10 * 1024 * 1024) + b'"}'
+
+    response = await kit_service.client.post(
+        "/notes", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["limit_bytes"] == kit_service.node.max_body_bytes
+    assert await kit_service.count(notes) == 0
+
+
+async def test_a_streamed_body_over_the_limit_is_refused_too(kit_service: KitService) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(12):
+            yield b"x" * (1024 * 1024)
+
+    response = await kit_service.client.post(
+        "/notes", content=chunks(), headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == PROBLEM
+
+
+async def test_an_unexpected_error_is_a_500_problem_with_the_request_id_and_no_internals(
+    kit_service: KitService,
+) -> None:
+    response = await kit_service.client.get("/boom", headers={"x-request-id": "req-123"})
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["x-request-id"] == "req-123"
+    assert response.json()["request_id"] == "req-123"
+    assert "secret internals" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_unknown_paths_and_methods_are_problems(kit_service: KitService) -> None:
+    missing = await kit_service.client.get("/no/such/thing")
+    wrong_method = await kit_service.client.delete("/notes")
+
+    assert (missing.status_code, missing.headers["content-type"]) == (404, PROBLEM)
+    assert (wrong_method.status_code, wrong_method.headers["content-type"]) == (405, PROBLEM)
+
+
+async def test_a_malformed_request_id_is_replaced(kit_service: KitService) -> None:
+    response = await kit_service.client.get("/healthz", headers={"x-request-id": "bad id\t!"})
+
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] != "bad id\t!"
+    assert len(response.headers["x-request-id"]) == 32
