@@ -258,12 +258,13 @@ class ConsumerProcess:
     It records ``time.time()`` on receipt per ``ce_id`` header. Its own process keeps the
     writer's and relay's CPU use from delaying the receive timestamps. Protocol over a pipe:
     child sends ``"ready"`` once partitions are assigned; parent sends ``("expect", n)``; the
-    child returns ``{event_id: received_at}`` once it has ``n`` distinct ids or the grace period
-    runs out.
+    child returns ``({event_id: received_at}, its CPU seconds since ready)`` once it has ``n``
+    distinct ids or the grace period runs out.
     """
 
     def __init__(self, node: NodeSettings, label: str, *, grace_s: float = 20.0) -> None:
         self._parent, child = MP.Pipe()
+        self.cpu_s = 0.0  # the consumer's CPU seconds since it was ready, known after finish()
         self._proc = MP.Process(
             target=_consumer_main,
             args=(node.model_dump(), label, grace_s, child),
@@ -286,9 +287,9 @@ class ConsumerProcess:
         if not self._parent.poll(timeout):
             self.kill()
             raise TimeoutError("consumer did not report")
-        received: dict[str, float] = self._parent.recv()
+        received, self.cpu_s = self._parent.recv()
         self._proc.join(10)
-        return received
+        return dict(received)
 
     def kill(self) -> None:
         if self._proc.is_alive():
@@ -296,7 +297,9 @@ class ConsumerProcess:
             self._proc.join(5)
 
 
-def _consumer_main(node_fields: dict[str, Any], label: str, grace_s: float, conn: Connection) -> None:
+def _consumer_main(
+    node_fields: dict[str, Any], label: str, grace_s: float, conn: Connection
+) -> None:
     quiet_logs()
     node = NodeSettings(**node_fields)
     try:
@@ -320,6 +323,7 @@ async def _consume(node: NodeSettings, label: str, grace_s: float, conn: Connect
                 raise TimeoutError("no partitions assigned")
             await consumer.getmany(timeout_ms=50)
         conn.send("ready")
+        cpu0 = time.process_time()
         received: dict[str, float] = {}
         expected: int | None = None
         give_up: float | None = None
@@ -343,6 +347,6 @@ async def _consume(node: NodeSettings, label: str, grace_s: float, conn: Connect
                 len(received) >= expected or (give_up is not None and time.monotonic() > give_up)
             ):
                 break
-        conn.send(received)
+        conn.send((received, time.process_time() - cpu0))
     finally:
         await consumer.stop()

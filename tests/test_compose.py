@@ -117,8 +117,9 @@ def built_from(service: Mapping[str, Any]) -> Path | None:
         return None
     if isinstance(build, str):
         build = {"context": build}
-    context = ROOT / build.get("context", ".")
-    return (context / build.get("dockerfile", "Dockerfile")).resolve()
+    context: str = build.get("context", ".")
+    dockerfile: str = build.get("dockerfile", "Dockerfile")
+    return (ROOT / context / dockerfile).resolve()
 
 
 def spec_of(service: Mapping[str, Any], specs: Iterable[ServiceSpec] = SPECS) -> ServiceSpec | None:
@@ -131,7 +132,7 @@ def unknown_variables(compose: Mapping[str, Any], specs: Iterable[ServiceSpec]) 
     """``service: VARIABLE`` for each Tongban-looking variable that no setting of the image reads.
 
     A service built from a Tongban Dockerfile may set only its own service's settings and the
-    node-wide ones; any other service (postgres, kafka) only names some Tongban setting.
+    node-wide ones; a service built from none (postgres, kafka) may name any Tongban setting.
     """
     specs = list(specs)
     everything = set().union(*(spec_env_names(spec) for spec in specs))
@@ -164,27 +165,25 @@ def local_url_ports(text: str) -> list[int]:
 # --- what a Dockerfile says --------------------------------------------------------------
 
 
-def final_stage(path: Path) -> dict[str, list[str]]:
-    """The last stage's instructions, keyed by instruction, continuations joined."""
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """A Dockerfile's instructions as (INSTRUCTION, arguments), continuations joined."""
     lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("#")]
     text = re.sub(r"\\\n", " ", "\n".join(lines))
+    parsed = (line.partition(" ") for line in map(str.strip, text.splitlines()) if line)
+    return [(keyword.upper(), args.strip()) for keyword, _, args in parsed]
+
+
+def final_stage(path: Path) -> dict[str, list[str]]:
+    """The last stage's instructions: what the image runs with."""
     stage: dict[str, list[str]] = {}
-    for line in filter(None, map(str.strip, text.splitlines())):
-        keyword, _, args = line.partition(" ")
-        if keyword.upper() == "FROM":
+    for keyword, args in instructions(path):
+        if keyword == "FROM":
             stage = {}
-        stage.setdefault(keyword.upper(), []).append(args.strip())
+        stage.setdefault(keyword, []).append(args)
     return stage
 
 
-def all_instructions(path: Path, keyword: str) -> list[str]:
-    text = re.sub(r"\\\n", " ", path.read_text())
-    return [
-        ln.strip()[len(keyword) :].strip() for ln in text.splitlines() if ln.startswith(keyword)
-    ]
-
-
-# --- (a) every service has a compose service and an image --------------------------------
+# --- every service runs in compose, from its own image --------------------------------
 
 
 @per_spec
@@ -210,7 +209,7 @@ def test_depends_on_names_compose_services() -> None:
     assert not missing, f"depends_on names services compose does not have: {missing}"
 
 
-# --- (b) every variable names a real setting ---------------------------------------------
+# --- every variable names a real setting ---------------------------------------------
 
 
 def test_every_variable_names_a_real_setting() -> None:
@@ -278,7 +277,7 @@ def test_checker_accepts_service_node_and_alias_names() -> None:
     assert unknown_variables(_one_service(env), SPECS) == []
 
 
-# --- (c) ports -------------------------------------------------------------------------------
+# --- ports -------------------------------------------------------------------------------
 
 
 @per_spec
@@ -303,7 +302,7 @@ def test_only_the_gateway_is_published() -> None:
     assert published == [GATEWAY], f"services with published ports: {published}"
 
 
-# --- (d) the Dockerfiles run what the specs say ----------------------------------------------
+# --- the Dockerfiles run what the specs say ----------------------------------------------
 
 
 @per_spec
@@ -336,7 +335,7 @@ def test_dockerfile_exposes_and_health_checks_the_default_port(spec: ServiceSpec
 @per_spec
 def test_dockerfile_installs_its_own_distribution_as_a_non_root_user(spec: ServiceSpec) -> None:
     dockerfile = dockerfile_of(spec)
-    syncs = [run for run in all_instructions(dockerfile, "RUN") if "uv sync" in run]
+    syncs = [args for kw, args in instructions(dockerfile) if kw == "RUN" and "uv sync" in args]
     wanted = f"--package {distribution_of(spec)}"
     assert syncs, f"{spec.name}'s Dockerfile runs no uv sync"
     assert all(wanted in run and "--frozen" in run for run in syncs), (
@@ -346,7 +345,7 @@ def test_dockerfile_installs_its_own_distribution_as_a_non_root_user(spec: Servi
     assert user.split(":")[0] == "10001", f"{spec.name} runs as {user!r}, not uid 10001"
 
 
-# --- (e) the gateway finds every service ----------------------------------------------------
+# --- the gateway finds every service ----------------------------------------------------
 
 
 def test_gateway_upstreams_point_at_compose_services_and_ports() -> None:

@@ -62,6 +62,13 @@ def _outbox_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(_: argparse.Namespace) -> int:
+    from tongban_kit.node.settings_doc import settings_markdown
+
+    print(settings_markdown(), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tongban", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--service", required=True)
     replay.add_argument("--from-seq", type=int, required=True)
     replay.set_defaults(run=_outbox_replay)
+
+    settings = commands.add_parser("settings", help="print every setting as a Markdown table")
+    settings.set_defaults(run=_settings)
 
     args = parser.parse_args(argv)
     result: int = args.run(args)

@@ -69,10 +69,16 @@ class EventConsumer:
         self.node = node
         self.metrics = metrics
         self.connected = False
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask ``run`` to return. Cancelling alone is not enough: aiokafka can swallow a
+        cancellation that lands while a consumer joins its group."""
+        self._stopping.set()
 
     async def run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._stopping.is_set():
             consumer: AIOKafkaConsumer | None = None
             try:
                 await ensure_topics(self.node, self.topics)
@@ -81,8 +87,8 @@ class EventConsumer:
                 self.connected = True
                 logger.info("consumer %s started", self.consumer_name)
                 backoff = 0.1
-                while True:
-                    batches = await consumer.getmany(timeout_ms=1_000, max_records=500)
+                while not self._stopping.is_set():
+                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
                     for records in batches.values():
                         for record in records:
                             await self.handle(record)
@@ -105,7 +111,7 @@ class EventConsumer:
                 self.connected = False
                 if consumer is not None:
                     with contextlib.suppress(Exception):
-                        await consumer.stop()
+                        await asyncio.wait_for(consumer.stop(), 5.0)
 
     async def handle(self, record: ConsumerRecord[Any, Any]) -> str:
         """Apply one record; return the outcome (applied, duplicate, ignored, dead_letter)."""

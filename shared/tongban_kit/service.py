@@ -111,6 +111,7 @@ def create_service_app(
             "broker": broker_check(node.kafka_bootstrap_servers),
         }
         tasks: list[asyncio.Task[None]] = []
+        consumers: list[EventConsumer] = []
         if settings.run_workers:
             relay = OutboxRelay(
                 engine=engine,
@@ -128,13 +129,19 @@ def create_service_app(
                     node=node,
                     metrics=metrics,
                 )
+                consumers.append(consumer)
                 tasks.append(asyncio.create_task(consumer.run(), name=consumer.consumer_name))
         try:
             yield
         finally:
+            for consumer in consumers:
+                consumer.stop()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                _, stuck = await asyncio.wait(tasks, timeout=15)
+                for task in stuck:
+                    logger.error("worker %s did not stop within 15 s", task.get_name())
             await engine.dispose()
 
     return create_base_app(
