@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiokafka import AIOKafkaProducer
 from kit_app import NOTE_CREATED, KitService, applied
 from sqlalchemy import select
@@ -11,6 +9,7 @@ from sqlalchemy import select
 from tongban_kit.events import CloudEvent
 from tongban_kit.kafka import ensure_topics
 from tongban_kit.outbox import dead_letters
+from tongban_kit.testing import eventually
 
 
 def _note(title: str) -> CloudEvent:
@@ -39,20 +38,12 @@ def _record(event: CloudEvent) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return kafka.key, kafka.value, kafka.headers
 
 
-async def _until(check, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
-
-
 async def test_an_event_delivered_twice_is_applied_once(kit_service: KitService) -> None:
     event = _note("twice")
     marker = _note("after")
 
     await _produce(kit_service, _record(event), _record(event), _record(marker))
-    await _until(lambda: _applied_ids(kit_service, marker.id))
+    await eventually(lambda: _applied_ids(kit_service, marker.id))
 
     async with kit_service.engine.connect() as conn:
         ids = (await conn.scalars(select(applied.c.event_id))).all()
@@ -67,7 +58,7 @@ async def test_a_poison_event_is_dead_lettered_and_the_next_one_still_applies(
     good = _note("good")
 
     await _produce(kit_service, _record(poison), garbage, _record(good))
-    await _until(lambda: _applied_ids(kit_service, good.id))
+    await eventually(lambda: _applied_ids(kit_service, good.id))
 
     async with kit_service.engine.connect() as conn:
         letters = (await conn.execute(select(dead_letters.c.event_id, dead_letters.c.reason))).all()
@@ -86,7 +77,7 @@ async def test_a_dead_lettered_event_redelivered_is_not_dead_lettered_again(
     marker = _note("marker")
 
     await _produce(kit_service, _record(poison), _record(poison), _record(marker))
-    await _until(lambda: _applied_ids(kit_service, marker.id))
+    await eventually(lambda: _applied_ids(kit_service, marker.id))
 
     assert await kit_service.count(dead_letters) == 1
 

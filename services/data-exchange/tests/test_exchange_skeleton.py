@@ -3,7 +3,6 @@ validated against the catalogue at the border."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -16,7 +15,13 @@ from tongban_exchange.settings import ExchangeSettings
 from tongban_kit.events import CloudEvent
 from tongban_kit.outbox import dead_letters
 from tongban_kit.settings import NodeSettings
-from tongban_kit.testing import EventProbe, assert_valid_event, publish_events, running_app
+from tongban_kit.testing import (
+    EventProbe,
+    assert_valid_event,
+    eventually,
+    publish_events,
+    running_app,
+)
 
 USCC = "91440305000000019K"
 
@@ -86,12 +91,9 @@ async def test_registered_businesses_become_records_and_invalid_events_dead_lett
     valid = _registered()
     await publish_events(node_settings, invalid, valid)
 
-    for _ in range(150):
-        response = await client.get(f"/v1/records/businesses/{USCC}")
-        if response.status_code == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert response.status_code == 200
+    response = await eventually(
+        lambda: client.get(f"/v1/records/businesses/{USCC}"), lambda r: r.status_code == 200
+    )
     assert response.json()["division_code"] == "440305"
     engine = create_async_engine(database)
     async with engine.connect() as conn:

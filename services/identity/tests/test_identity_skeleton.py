@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,7 +11,13 @@ from tongban_identity.main import create_app
 from tongban_identity.settings import IdentitySettings
 from tongban_kit.events import CloudEvent
 from tongban_kit.settings import NodeSettings
-from tongban_kit.testing import EventProbe, assert_valid_event, publish_events, running_app
+from tongban_kit.testing import (
+    EventProbe,
+    assert_valid_event,
+    eventually,
+    publish_events,
+    running_app,
+)
 
 
 @pytest.fixture
@@ -57,12 +62,9 @@ async def test_a_business_registered_event_creates_the_legal_person(
     )
     await publish_events(node_settings, event)
 
-    for _ in range(150):
-        response = await client.get(f"/v1/legal-persons/{uscc}")
-        if response.status_code == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert response.status_code == 200
+    response = await eventually(
+        lambda: client.get(f"/v1/legal-persons/{uscc}"), lambda r: r.status_code == 200
+    )
     assert response.json()["name"] == "深圳市腾飞科技有限公司"
 
 

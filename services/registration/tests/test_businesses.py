@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +15,13 @@ from tongban_kit.events import CloudEvent
 from tongban_kit.identifiers import validate_uscc
 from tongban_kit.outbox import outbox
 from tongban_kit.settings import NodeSettings
-from tongban_kit.testing import EventProbe, assert_valid_event, publish_events, running_app
+from tongban_kit.testing import (
+    EventProbe,
+    assert_valid_event,
+    eventually,
+    publish_events,
+    running_app,
+)
 from tongban_registration.main import create_app
 from tongban_registration.settings import RegistrationSettings
 
@@ -120,17 +128,9 @@ async def test_an_acknowledgement_event_reaches_the_business(
     assert_valid_event(ack)
     await publish_events(node_settings, ack, times=2)  # delivered twice, applied once
 
-    business = await _eventually_acknowledged(client, uscc)
-    assert [a["reference"] for a in business["acknowledgements"]] == ["SZ-TAX-42"]
+    async def business() -> dict[str, Any]:
+        return dict((await client.get(f"/v1/businesses/{uscc}")).json())
 
-
-async def _eventually_acknowledged(client: httpx.AsyncClient, uscc: str) -> dict:  # type: ignore[type-arg]
-    import asyncio
-
-    for _ in range(150):
-        business = (await client.get(f"/v1/businesses/{uscc}")).json()
-        if business["acknowledgements"]:
-            await asyncio.sleep(0.5)  # a second delivery, if it were applied, would show now
-            return dict((await client.get(f"/v1/businesses/{uscc}")).json())
-        await asyncio.sleep(0.1)
-    raise AssertionError("the acknowledgement never arrived")
+    await eventually(business, lambda b: bool(b["acknowledgements"]))
+    await asyncio.sleep(0.5)  # a second application of the redelivery would show by now
+    assert [a["reference"] for a in (await business())["acknowledgements"]] == ["SZ-TAX-42"]
