@@ -7,6 +7,8 @@ over the limit, by ``Content-Length`` up front or by counting a streamed body as
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -26,6 +28,8 @@ from tongban_kit.observability.metrics import ServiceMetrics
 __all__ = ["BodyLimitMiddleware", "RequestContextMiddleware"]
 
 access_log = logging.getLogger("tongban.access")
+_DRAIN_BYTES = 64 * 1024 * 1024
+_DRAIN_SECONDS = 10.0
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -137,6 +141,8 @@ class BodyLimitMiddleware:
                 await self._refuse(scope, receive, send, 400, "Content-Length is not a number.")
                 return
             if int(declared) > self.max_bytes:
+                if int(declared) <= _DRAIN_BYTES:
+                    await self._drain(receive)
                 await self._refuse(scope, receive, send, 413, self._too_large())
                 return
         received = 0
@@ -155,6 +161,8 @@ class BodyLimitMiddleware:
                     # whatever the app then tries to send is dropped.
                     refused = True
                     if not response_started:
+                        if message.get("more_body"):
+                            await self._drain(receive)
                         await self._refuse(scope, receive, send, 413, self._too_large())
                     return {"type": "http.disconnect"}
             return message
@@ -167,6 +175,19 @@ class BodyLimitMiddleware:
             await send(message)
 
         await self.app(scope, counting_receive, guarded_send)
+
+    async def _drain(self, receive: Receive) -> None:
+        """Read and drop the rest of a refused upload (bounded in bytes and time) before
+        answering: a client still sending would otherwise hit a connection reset before it
+        reads the 413 (nginx reads and discards for the same reason)."""
+        dropped = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                while dropped < _DRAIN_BYTES:
+                    message = await receive()
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        return
+                    dropped += len(message.get("body", b""))
 
     def _too_large(self) -> str:
         return f"The request body is larger than the {self.max_bytes}-byte limit."
