@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     db = commands.add_parser("db", help="databases").add_subparsers(dest="action", required=True)
     upgrade = db.add_parser("upgrade", help="apply migrations (production: run before deploying)")
     upgrade.add_argument("--service", help="one service (default: all with a database)")
-    upgrade.add_argument("--revision", default="head")
+    upgrade.add_argument("--revision", default="heads")
     upgrade.add_argument("--create", action="store_true", help="create the database if missing")
     upgrade.set_defaults(run=_db_upgrade)
 

@@ -31,7 +31,15 @@ async def client(make_database, node_settings: NodeSettings) -> AsyncIterator[ht
 async def test_a_person_signs_up_and_one_valid_event_says_so(
     client: httpx.AsyncClient, node_settings: NodeSettings
 ) -> None:
-    response = await client.post("/v1/persons", json={"name": "李伟"})
+    response = await client.post(
+        "/v1/persons",
+        json={
+            "resident_id": "11010519491231002X",
+            "name": "李伟",
+            "phone": "13812345678",
+            "password": "correct horse battery staple",
+        },
+    )
 
     assert response.status_code == 201, response.text
     person = response.json()

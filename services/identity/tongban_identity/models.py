@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, func
+from sqlalchemy import DateTime, LargeBinary, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tongban_kit.db import new_metadata
@@ -16,11 +16,21 @@ class Base(DeclarativeBase):
 
 
 class Person(Base):
+    """A natural person. Identifiers are kept sealed; see ``persons.protection``."""
+
     __tablename__ = "persons"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(100))
     node: Mapped[str] = mapped_column(String(6))
+    # Nullable only for people signed up by the walking skeleton, before ID numbers existed.
+    resident_id_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    resident_id_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    resident_id_masked: Mapped[str | None] = mapped_column(String(18))
+    phone_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_masked: Mapped[str | None] = mapped_column(String(11))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    loa: Mapped[str] = mapped_column(String(12), server_default="low")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -35,8 +35,10 @@ def alembic_config(script_location: str, database_url: str) -> Config:
     return config
 
 
-def upgrade(script_location: str, database_url: str, revision: str = "head") -> None:
-    """Upgrade one service's database. Synchronous: run it in a thread from async code."""
+def upgrade(script_location: str, database_url: str, revision: str = "heads") -> None:
+    """Upgrade one service's database (to every head: branches from parallel work apply too).
+
+    Synchronous: run it in a thread from async code."""
     command.upgrade(alembic_config(script_location, database_url), revision)
 
 

@@ -2,14 +2,27 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_identity.models import Person
 
 
+class ResidentIdTaken(Exception):
+    pass
+
+
 async def add(session: AsyncSession, person: Person) -> Person:
-    session.add(person)
-    await session.flush()
+    """Insert; a second sign-up with one ID number surfaces as ResidentIdTaken (the unique
+    blind index decides, so two concurrent sign-ups cannot both win)."""
+    try:
+        async with session.begin_nested():
+            session.add(person)
+            await session.flush()
+    except IntegrityError as exc:
+        if "uq_persons_resident_id_index" in str(exc.orig):
+            raise ResidentIdTaken from exc
+        raise
     await session.refresh(person)
     return person
 

@@ -1,0 +1,1 @@
+"""Access tokens: issuing them (ES256, RFC 9068) and the issuer's discovery document."""

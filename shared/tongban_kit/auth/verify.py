@@ -1,0 +1,102 @@
+"""Verify an access token locally against the issuer's published keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+from pydantic import ValidationError
+
+from tongban_kit.auth.challenges import InvalidToken
+from tongban_kit.auth.claims import AccessClaims
+from tongban_kit.auth.jwks import JwksCache, UnknownKeyId
+
+__all__ = ["ACCESS_TOKEN_ALGORITHM", "ACCESS_TOKEN_TYPE", "verify_access_token"]
+
+ACCESS_TOKEN_ALGORITHM = "ES256"  # noqa: S105 -- an algorithm name, not a secret
+#: RFC 9068 §2.1. Identity signs other things with the same keys (documents, ID tokens);
+#: the type keeps any of those from passing as an access token.
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 -- a media type, not a secret
+_ACCEPTED_TYPES = {ACCESS_TOKEN_TYPE, "application/" + ACCESS_TOKEN_TYPE}
+_MAX_TOKEN_CHARS = 8192
+_REQUIRED = ["iss", "sub", "aud", "exp", "iat", "jti"]
+
+
+async def verify_access_token(
+    token: str,
+    *,
+    jwks: JwksCache,
+    issuer: str,
+    audience: str,
+    leeway_s: float = 30.0,
+) -> AccessClaims:
+    """The claims of ``token`` if it is a valid ES256 access token from ``issuer`` for ``audience``.
+
+    Refused with ``InvalidToken`` (a ``tongban_kit.errors.Unauthorized``, 401) naming the
+    reason: malformed, an algorithm other than ES256 (``none`` and HS256 included), a ``typ``
+    other than ``at+jwt``, no or an unknown ``kid`` (after one rate-limited refetch of the
+    key set), a signature that does not verify, expired or not yet valid (``leeway_s`` of
+    clock skew allowed), another issuer or audience, or a required claim missing or invalid.
+    Raises ``ServiceUnavailable`` (503) when the keys cannot be fetched at all.
+    """
+    if len(token) > _MAX_TOKEN_CHARS:
+        raise InvalidToken("the token is too long")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise InvalidToken("the token is not a well-formed JWS") from None
+    algorithm = header.get("alg")
+    if algorithm != ACCESS_TOKEN_ALGORITHM:
+        raise InvalidToken(
+            f"the token's algorithm {str(algorithm)[:20]!r} is not accepted; ES256 only"
+        )
+    if str(header.get("typ", "")).lower() not in _ACCEPTED_TYPES:
+        raise InvalidToken("the token is not an access token (typ must be at+jwt)")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > 128:
+        raise InvalidToken("the token names no key id (kid)")
+    try:
+        key = await jwks.get_key(kid)
+    except UnknownKeyId:
+        raise InvalidToken("the token is signed with a key the issuer does not publish") from None
+    payload = _decode(token, key, issuer=issuer, audience=audience, leeway_s=leeway_s)
+    try:
+        return AccessClaims.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidToken(_claims_problem(exc)) from None
+
+
+def _decode(token: str, key: Any, *, issuer: str, audience: str, leeway_s: float) -> dict[str, Any]:
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[ACCESS_TOKEN_ALGORITHM],
+            issuer=issuer,
+            audience=audience,
+            leeway=leeway_s,
+            options={"require": _REQUIRED, "verify_signature": True},
+        )
+    except jwt.InvalidSignatureError:
+        raise InvalidToken("the token's signature does not verify") from None
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("the token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise InvalidToken("the token is not valid yet") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidToken("the token comes from another issuer") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidToken("the token is not meant for this service (aud)") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidToken(f"the token lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidTokenError:
+        raise InvalidToken("the token is malformed") from None
+    return payload
+
+
+def _claims_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    claim = str(error["loc"][0]) if error.get("loc") else "?"
+    if error.get("type") == "missing":
+        return f"the token lacks the {claim!r} claim"
+    return f"the token's {claim!r} claim is invalid"
