@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 
 __all__ = ["main"]
 
@@ -69,6 +70,19 @@ def _settings(_: argparse.Namespace) -> int:
     return 0
 
 
+def _service_command(target: str) -> Callable[[argparse.Namespace], int]:
+    """A command a service contributes (ServiceSpec.commands), run with the remaining args."""
+
+    def run(args: argparse.Namespace) -> int:
+        from importlib import import_module
+
+        module, _, attr = target.partition(":")
+        result: int = getattr(import_module(module), attr)(args.rest)
+        return result
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tongban", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,7 +112,21 @@ def main(argv: list[str] | None = None) -> int:
     settings = commands.add_parser("settings", help="print every setting as a Markdown table")
     settings.set_defaults(run=_settings)
 
-    args = parser.parse_args(argv)
+    from tongban_kit.node.specs import load_specs
+
+    for spec in load_specs():
+        for name, target in spec.commands.items():
+            contributed = commands.add_parser(
+                name, help=f"{spec.name}: `tongban {name} --help` for its actions", add_help=False
+            )
+            contributed.add_argument("rest", nargs=argparse.REMAINDER)
+            contributed.set_defaults(run=_service_command(target))
+
+    args, unknown = parser.parse_known_args(argv)
+    if hasattr(args, "rest"):  # a service's command parses its own arguments
+        args.rest = unknown + args.rest
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     result: int = args.run(args)
     return result
 

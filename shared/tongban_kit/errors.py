@@ -51,10 +51,16 @@ class TongbanError(Exception):
     title: str = "Internal Server Error"
     type_slug: str = "internal"
 
-    def __init__(self, detail: str, **extensions: Any) -> None:
+    headers: dict[str, str] | None = None
+
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+        if headers is not None:
+            self.headers = headers
 
 
 class BadRequest(TongbanError):
@@ -138,6 +144,7 @@ async def _on_tongban_error(request: Request, exc: Exception) -> JSONResponse:
         exc.detail,
         type_slug=exc.type_slug,
         instance=request.url.path,
+        headers=exc.headers,
         **exc.extensions,
     )
 

@@ -45,7 +45,8 @@ class ServiceSpec:
     migrations: str | None = None  # "package:migrations"; None for stateless services
     database: str | None = None  # database name on a shared server
     start_order: int = 10
-    extra_env: dict[str, str] = field(default_factory=dict)
+    # Operator commands the service adds to `tongban`: name -> "module:main" taking argv.
+    commands: dict[str, str] = field(default_factory=dict)
 
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
@@ -96,52 +97,31 @@ def create_service_app(
     description: str,
     routers: Sequence[APIRouter],
     subscriptions: Sequence[Subscription] = (),
+    lifespan: Lifespan | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
-    """A stateful service: the base app plus its database, outbox relay and consumers."""
+    """A stateful service: the base app plus its database, outbox relay and consumers.
+
+    ``lifespan``, if given, runs once ``app.state.engine`` and ``sessionmaker`` exist and
+    before the relay and consumers start: a service prepares its own state there.
+    """
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node, metrics = settings.node, app.state.metrics
+    async def service_lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = build_engine(settings.database_url, pool_size=settings.database_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
         app.state.readiness = {
             "database": database_check(engine),
-            "broker": broker_check(node.kafka_bootstrap_servers),
+            "broker": broker_check(settings.node.kafka_bootstrap_servers),
         }
-        tasks: list[asyncio.Task[None]] = []
-        consumers: list[EventConsumer] = []
-        if settings.run_workers:
-            relay = OutboxRelay(
-                engine=engine,
-                node=node,
-                metrics=metrics,
-                client_id=f"{node.node_code}-{settings.service_name}-relay",
-            )
-            app.state.relay = relay
-            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-            for subscription in subscriptions:
-                consumer = EventConsumer(
-                    service=settings.service_name,
-                    subscription=subscription,
-                    sessionmaker=app.state.sessionmaker,
-                    node=node,
-                    metrics=metrics,
-                )
-                consumers.append(consumer)
-                tasks.append(asyncio.create_task(consumer.run(), name=consumer.consumer_name))
         try:
-            yield
+            async with (
+                lifespan(app) if lifespan else contextlib.nullcontext(),
+                _workers(app, settings, subscriptions),
+            ):
+                yield
         finally:
-            for consumer in consumers:
-                consumer.stop()
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                _, stuck = await asyncio.wait(tasks, timeout=15)
-                for task in stuck:
-                    logger.error("worker %s did not stop within 15 s", task.get_name())
             await engine.dispose()
 
     return create_base_app(
@@ -149,6 +129,46 @@ def create_service_app(
         title=title,
         description=description,
         routers=routers,
-        lifespan=lifespan,
+        lifespan=service_lifespan,
         version=version,
     )
+
+
+@contextlib.asynccontextmanager
+async def _workers(
+    app: FastAPI, settings: ServiceSettings, subscriptions: Sequence[Subscription]
+) -> AsyncIterator[None]:
+    """The outbox relay and the event consumers, as tasks for the app's lifetime."""
+    if not settings.run_workers:
+        yield
+        return
+    node, metrics = settings.node, app.state.metrics
+    relay = OutboxRelay(
+        engine=app.state.engine,
+        node=node,
+        metrics=metrics,
+        client_id=f"{node.node_code}-{settings.service_name}-relay",
+    )
+    app.state.relay = relay
+    consumers = [
+        EventConsumer(
+            service=settings.service_name,
+            subscription=subscription,
+            sessionmaker=app.state.sessionmaker,
+            node=node,
+            metrics=metrics,
+        )
+        for subscription in subscriptions
+    ]
+    tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
+    tasks += [asyncio.create_task(c.run(), name=c.consumer_name) for c in consumers]
+    try:
+        yield
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+        for task in tasks:
+            task.cancel()
+        _, stuck = await asyncio.wait(tasks, timeout=15)
+        for task in stuck:
+            logger.error("worker %s did not stop within 15 s", task.get_name())

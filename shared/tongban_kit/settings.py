@@ -88,7 +88,8 @@ class NodeSettings(BaseSettings):
 class BaseServiceSettings(BaseSettings):
     """What every process of a node has, stateless ones (the gateway) included."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # hide_input_in_errors: a refused secret must not be echoed into a log.
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
     service_name: str = "service"
     node: NodeSettings = Field(default_factory=NodeSettings)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
@@ -28,31 +28,27 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         description="Persons, legal persons, departments, tokens and signatures.",
         routers=[persons_router, legal_persons_router, keys_router, discovery_router],
         subscriptions=[SUBSCRIPTION],
+        lifespan=_identity_lifespan(settings),
     )
     app.state.personal_data = PersonalData.from_settings(
         settings.pii_keys, settings.blind_index_key
     )
     app.state.password_hasher = PasswordHasher()
-    _start_with_signing_keys(app, settings)
     return app
 
 
-def _start_with_signing_keys(app: FastAPI, settings: IdentitySettings) -> None:
-    """Run the kit's lifespan, then make sure the signing keys are ready before serving.
-
-    ``create_service_app`` takes no lifespan of the service's own yet, so this wraps the one
-    it built; with such a parameter this becomes that lifespan.
-    """
-    kit_lifespan = app.router.lifespan_context
+def _identity_lifespan(
+    settings: IdentitySettings,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Make sure the signing keys are ready (and rotated if due) before serving."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with kit_lifespan(app):
-            vault = KeyVault(key_cipher(settings.key_encryption_key))
-            await keys_service.prepare_keys(
-                app.state.sessionmaker, vault=vault, rotation_days=settings.key_rotation_days
-            )
-            app.state.key_vault = vault
-            yield
+        vault = KeyVault(key_cipher(settings.key_encryption_key))
+        await keys_service.prepare_keys(
+            app.state.sessionmaker, vault=vault, rotation_days=settings.key_rotation_days
+        )
+        app.state.key_vault = vault
+        yield
 
-    app.router.lifespan_context = lifespan
+    return lifespan

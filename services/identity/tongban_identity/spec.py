@@ -11,4 +11,5 @@ SPEC = ServiceSpec(
     migrations="tongban_identity:migrations",
     database="tongban_identity",
     start_order=1,
+    commands={"keys": "tongban_identity.keys.__main__:main"},
 )

@@ -6,9 +6,9 @@
     Forbidden (403)
     └── InsufficientScope     error="insufficient_scope", scope (RFC 6750 §3.1)
 
-Each carries ``headers``. The kit's one problem handler does not pass headers yet, so an app
-that wants the challenge header calls ``install_bearer_challenges(app)`` when it builds the
-app; without it the same errors still become 401/403 problems, only without the header.
+Each carries ``headers``, which the kit's one problem handler sends with the problem.
+``install_bearer_challenges`` is kept for apps built before the handler passed headers; it is
+no longer needed.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _quoted(value: str) -> str:
 class BearerChallenge(Exception):
     """Mixin: the error answers with ``WWW-Authenticate: Bearer <params>``."""
 
-    headers: dict[str, str]
+    headers: dict[str, str] | None
 
     def _challenge(self, **params: str | None) -> None:
         parts = [f"{name}={_quoted(value)}" for name, value in params.items() if value]
