@@ -204,4 +204,4 @@ async def test_the_discovery_document_names_the_issuer_and_its_keys(identity: Id
     assert document["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
     assert document["id_token_signing_alg_values_supported"] == ["ES256"]
     assert document["acr_values_supported"] == ["low", "substantial", "high"]
-    assert "token_endpoint" not in document  # listed once it exists
+    assert document["token_endpoint"] == f"{document['issuer']}/oauth/token"

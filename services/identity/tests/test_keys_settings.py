@@ -21,6 +21,7 @@ def production(**values: object) -> IdentitySettings:
         node=NodeSettings(environment="production"),
         pii_keys=SecretStr(generate_key_setting("p1")),
         blind_index_key=SecretStr(base64.b64encode(secrets.token_bytes(32)).decode()),
+        pairwise_key=SecretStr(base64.b64encode(secrets.token_bytes(32)).decode()),
         **values,  # type: ignore[arg-type]
     )
 

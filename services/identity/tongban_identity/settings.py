@@ -50,6 +50,13 @@ class IdentitySettings(ServiceSettings):
         description="Base64 of at least 32 random bytes: the HMAC key of the resident-ID look-up "
         "index. Changing it means re-indexing every person. Required in production.",
     )
+    pairwise_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of at least 32 random bytes: the HMAC key that derives the pairwise "
+        "pseudonym each department knows a person by. Pseudonyms already handed out are stored "
+        "and stay; a new key changes only those not yet made. Required in production; in "
+        "development unset means a fixed, publicly known key.",
+    )
     key_rotation_days: int = Field(
         default=0,
         ge=0,
@@ -57,11 +64,71 @@ class IdentitySettings(ServiceSettings):
         description="Rotate the signing key when the active one is this many days old, checked "
         "when identity starts; 0 = only by `python -m tongban_identity.keys rotate`.",
     )
+    document_key_rotation_days: int = Field(
+        default=0,
+        ge=0,
+        le=3650,
+        description="Rotate the document-signing key (e-licences, audit checkpoints) when the "
+        "active one is this many days old, checked when identity starts; 0 = only by `python -m "
+        "tongban_identity.signatures rotate-key`. Retired document keys stay published for good.",
+    )
     access_token_ttl_s: int = Field(
         default=300,
         ge=30,
         le=MAX_ACCESS_TOKEN_TTL_S,
         description="Lifetime of an access token in seconds (at most 600).",
+    )
+    token_audience: str = Field(
+        default="",
+        description="Audience (`aud`) of the access tokens identity issues, which this node's "
+        "services accept; empty means `tongban:<node code>`.",
+    )
+    login_scope: str = Field(
+        default="openid profile",
+        description="Scopes of the access token a person's login gets, space separated.",
+    )
+    refresh_token_ttl_s: int = Field(
+        default=43_200,
+        ge=60,
+        le=30 * 86_400,
+        description="A refresh token unused this many seconds expires; each rotation issues a "
+        "fresh one, within `TONGBAN_IDENTITY_SESSION_MAX_S`.",
+    )
+    session_max_s: int = Field(
+        default=604_800,
+        ge=300,
+        le=90 * 86_400,
+        description="A sign-in ends this many seconds after the password was entered, however "
+        "often it is refreshed.",
+    )
+    refresh_reuse_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=60,
+        description="A spent refresh token presented again within this many seconds (a client "
+        "retrying after a lost answer) gets a new pair; later, its whole sign-in is revoked.",
+    )
+    login_backoff_free_failures: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Failed logins per account before back-off: then each attempt waits "
+        "`BASE_S` x 2^(failures - this) seconds after the last, up to `MAX_S`. A success "
+        "resets the account; never a permanent lockout.",
+    )
+    login_backoff_address_free_failures: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="The same per client address (many people may share one); a success does "
+        "not reset it. Behind the gateway, uvicorn's `FORWARDED_ALLOW_IPS` must name the "
+        "gateway, or every login shares the gateway's address.",
+    )
+    login_backoff_base_s: float = Field(
+        default=1.0, gt=0, le=60, description="First back-off step of failed logins, in seconds."
+    )
+    login_backoff_max_s: float = Field(
+        default=900.0, gt=0, le=86_400, description="Longest back-off of failed logins, seconds."
     )
 
     @field_validator("issuer")
@@ -70,6 +137,20 @@ class IdentitySettings(ServiceSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("the issuer must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("login_scope")
+    @classmethod
+    def _scope_is_tokens(cls, value: str) -> str:
+        scopes = value.split()
+        if not scopes or any(c in value for c in '"\\'):
+            raise ValueError("space-separated scope tokens, without quotes or backslashes")
+        return " ".join(scopes)
+
+    @model_validator(mode="after")
+    def _audience_defaults_to_the_node(self) -> IdentitySettings:
+        if not self.token_audience:
+            self.token_audience = f"tongban:{self.node.node_code}"
+        return self
 
     @field_validator("key_encryption_key")
     @classmethod
@@ -86,7 +167,7 @@ class IdentitySettings(ServiceSettings):
     def _pii_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
         return cls._key_setting_parses(value)
 
-    @field_validator("blind_index_key")
+    @field_validator("blind_index_key", "pairwise_key")
     @classmethod
     def _index_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -102,7 +183,7 @@ class IdentitySettings(ServiceSettings):
     def _key_required_in_production(self) -> IdentitySettings:
         if self.node.environment != "production":
             return self
-        for name in ("pii_keys", "blind_index_key"):
+        for name in ("pii_keys", "blind_index_key", "pairwise_key"):
             if getattr(self, name) is None:
                 raise ValueError(f"TONGBAN_IDENTITY_{name.upper()} is required in production")
         if self.key_encryption_key is None:

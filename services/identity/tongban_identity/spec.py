@@ -11,5 +11,9 @@ SPEC = ServiceSpec(
     migrations="tongban_identity:migrations",
     database="tongban_identity",
     start_order=1,
-    commands={"keys": "tongban_identity.keys.__main__:main"},
+    commands={
+        "keys": "tongban_identity.keys.__main__:main",
+        "signatures": "tongban_identity.signatures.__main__:main",
+        "departments": "tongban_identity.departments.__main__:main",
+    },
 )

@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tongban_identity.audit import service as audit
 from tongban_identity.models import Person
 from tongban_identity.persons import repository
 from tongban_identity.persons.protection import PHONE, RESIDENT_ID, PersonalData, mask_phone
@@ -61,6 +62,7 @@ async def register(
             },
         ),
     )
+    await audit.record(session, type="signed_up", node=node, subject=person.id, actor=audit.SELF)
     return person
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,11 +28,12 @@ async def issue_access_token(
     subject: str,
     audience: str | Sequence[str],
     scope: Iterable[str],
-    acr: AssuranceLevel,
+    acr: AssuranceLevel | None,
     amr: Sequence[str],
-    auth_time: datetime,
+    auth_time: datetime | None,
     node: str,
     lifetime_s: int = DEFAULT_ACCESS_TOKEN_TTL_S,
+    extra_claims: Mapping[str, Any] | None = None,
 ) -> str:
     """A signed access token (a JWT, RFC 9068) for ``subject``, valid ``lifetime_s`` seconds.
 
@@ -39,6 +41,10 @@ async def issue_access_token(
     ``iss sub aud exp iat nbf jti scope acr amr auth_time node``. Lifetimes over
     ``MAX_ACCESS_TOKEN_TTL_S`` (10 minutes) are refused: retired keys stay published only that
     long.
+
+    ``acr`` None means no person signed in (a department's client credentials): the token then
+    has no ``acr``, ``amr`` or ``auth_time``. ``extra_claims`` adds claims (e.g. ``client_id``,
+    ``department``); it may not replace any of the above.
     """
     if not 0 < lifetime_s <= MAX_ACCESS_TOKEN_TTL_S:
         raise ValueError(f"an access token lives 1..{MAX_ACCESS_TOKEN_TTL_S} s, not {lifetime_s}")
@@ -48,9 +54,11 @@ async def issue_access_token(
     audiences = [audience] if isinstance(audience, str) else list(audience)
     if not audiences:
         raise ValueError("a token needs an audience")
+    if (acr is None) != (auth_time is None) or (acr is None and amr):
+        raise ValueError("acr, amr and auth_time describe a sign-in: all of them or none")
     key = await keys_service.active_key(session, vault=vault)
     now = int(datetime.now(UTC).timestamp())
-    claims = {
+    claims: dict[str, Any] = {
         "iss": issuer,
         "sub": subject,
         "aud": audiences[0] if len(audiences) == 1 else audiences,
@@ -59,11 +67,14 @@ async def issue_access_token(
         "nbf": now,
         "jti": uuid.uuid4().hex,
         "scope": " ".join(scopes),
-        "acr": acr,
-        "amr": list(amr),
-        "auth_time": int(auth_time.timestamp()),
         "node": node,
     }
+    if acr is not None and auth_time is not None:
+        claims |= {"acr": acr, "amr": list(amr), "auth_time": int(auth_time.timestamp())}
+    if extra_claims:
+        if clash := set(extra_claims) & {*claims, "acr", "amr", "auth_time"}:
+            raise ValueError(f"extra claims may not replace {sorted(clash)}")
+        claims |= extra_claims
     return jwt.encode(
         claims,
         key.private_key,

@@ -1,0 +1,126 @@
+"""``python -m tongban_identity.departments``: enrol, list and disable departments.
+
+    create --code tax --name 国家税务总局深圳市税务局 \\
+           --scopes "exchange:subscribe exchange:query" --jwks-file tax-jwks.json
+                                    prints the new client_id
+    list [--all]                    one line per department client
+    disable CLIENT_ID
+
+Reads identity's settings from the environment (``TONGBAN_IDENTITY_DATABASE_URL``, ...),
+like the service itself; the same rules as ``POST /v1/admin/departments`` apply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tongban_identity.departments import service
+from tongban_identity.departments.schemas import DepartmentCreate
+from tongban_identity.settings import IdentitySettings
+from tongban_kit.db import build_engine, build_sessionmaker
+from tongban_kit.errors import TongbanError
+
+T = TypeVar("T")
+
+
+async def _in_transaction(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    engine = build_engine(database_url, pool_size=1)
+    try:
+        async with build_sessionmaker(engine)() as session, session.begin():
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tongban_identity.departments",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="enrol a department; prints its client_id")
+    create.add_argument("--code", required=True, help="department code, e.g. tax")
+    create.add_argument("--name", required=True, help="the department's official name")
+    create.add_argument("--scopes", required=True, help="space-separated scopes")
+    create.add_argument(
+        "--jwks-file", required=True, type=Path, help="JSON file with the public keys (a JWKS)"
+    )
+    listing = actions.add_parser("list", help="list enrolled departments")
+    listing.add_argument("--all", action="store_true", help="include disabled clients")
+    disable = actions.add_parser("disable", help="disable a department client")
+    disable.add_argument("client_id")
+    return parser
+
+
+def _enrolment(args: argparse.Namespace) -> DepartmentCreate:
+    try:
+        jwks = json.loads(args.jwks_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SystemExit(f"cannot read {args.jwks_file}: {exc.strerror}") from None
+    except ValueError:
+        raise SystemExit(f"{args.jwks_file} is not JSON") from None
+    try:
+        return DepartmentCreate(
+            code=args.code, name=args.name, scopes=args.scopes.split(), jwks=jwks
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise SystemExit(f"refused: {problems}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    settings = IdentitySettings()
+    url = settings.database_url
+    try:
+        if args.action == "create":
+            enrolment = _enrolment(args)
+            node = settings.node.node_code
+            client = asyncio.run(
+                _in_transaction(
+                    url,
+                    lambda s: service.create_department(s, enrolment=enrolment, node=node),
+                )
+            )
+            print(client.client_id)
+        elif args.action == "list":
+            clients = asyncio.run(
+                _in_transaction(
+                    url, lambda s: service.list_departments(s, include_disabled=args.all)
+                )
+            )
+            for c in clients:
+                state = f"disabled {c.disabled_at:%Y-%m-%d}" if c.disabled_at else "enabled"
+                print(f"{c.client_id}\t{c.code}\t{state}\t{' '.join(c.scopes)}\t{c.name}")
+        else:
+            now = datetime.now(UTC)
+            client = asyncio.run(
+                _in_transaction(
+                    url,
+                    lambda s: service.disable_department(s, client_id=args.client_id, now=now),
+                )
+            )
+            print(f"{client.client_id} disabled")
+    except TongbanError as exc:
+        print(f"refused: {exc.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Client authentication by a signed JWT (``private_key_jwt``: RFC 7523 §2.2 and §3, OpenID
+Connect Core §9).
+
+The department signs a short-lived JWT with a key it registered; identity accepts it once:
+
+* ``client_assertion_type`` is ``urn:ietf:params:oauth:client-assertion-type:jwt-bearer``;
+* the header names ``alg`` ES256 or EdDSA (``none``, HS* and everything else refused before
+  any key is looked at) and the ``kid`` of a key in the client's registered JWKS, whose type
+  fixes the algorithm (no algorithm confusion: an EC key verifies ES256 and nothing else);
+* ``iss`` = ``sub`` = the client id, of an enrolled client that is not disabled (a
+  ``client_id`` form parameter, if sent, must agree);
+* ``aud`` holds identity's token endpoint URL (``<issuer>/oauth/token``) or its issuer;
+* ``exp`` is in the future but at most 5 minutes ahead, ``iat`` (and ``nbf`` if present) not
+  in the future, each with 30 s of clock skew;
+* ``jti`` has not been used by this client before: ``consume`` keeps used ones until they
+  expire, and the table's primary key refuses a second use, also when two requests race.
+
+``authenticate_client`` writes nothing, so a request refused later (say, for its scope) has
+not used up its assertion, even where the token endpoint commits on refusal. Every failure is
+``InvalidClient`` (401) with a description an integrator can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tongban_identity.departments import repository
+from tongban_identity.departments.client_keys import ALGORITHMS, find_key
+from tongban_identity.departments.errors import InvalidClient
+from tongban_identity.departments.models import DepartmentClient
+
+__all__ = [
+    "ASSERTION_MAX_LIFETIME",
+    "CLIENT_ASSERTION_TYPE",
+    "CLOCK_SKEW",
+    "AuthenticatedClient",
+    "authenticate_client",
+    "consume",
+]
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_MAX_LIFETIME = timedelta(minutes=5)
+CLOCK_SKEW = timedelta(seconds=30)
+_ACCEPTED_ALGORITHMS = frozenset(ALGORITHMS.values())
+_MAX_ASSERTION_CHARS = 8192
+_MAX_CLIENT_ID_CHARS = 64
+_MAX_JTI_CHARS = 128
+_REQUIRED = ["iss", "sub", "aud", "exp", "iat", "jti"]
+
+
+@dataclass(frozen=True)
+class AuthenticatedClient:
+    client: DepartmentClient
+    jti: str
+    assertion_expires_at: datetime
+
+
+async def authenticate_client(
+    session: AsyncSession,
+    *,
+    form: Mapping[str, str],
+    audiences: Sequence[str],
+    now: datetime,
+) -> AuthenticatedClient:
+    """The client the form's assertion authenticates (nothing recorded yet: see ``consume``)."""
+    if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+        raise InvalidClient(
+            "authenticate with a signed JWT: client_assertion_type must be "
+            f"{CLIENT_ASSERTION_TYPE} (private_key_jwt)"
+        )
+    assertion = form.get("client_assertion") or ""
+    if not assertion:
+        raise InvalidClient("the client_assertion is missing")
+    if len(assertion) > _MAX_ASSERTION_CHARS:
+        raise InvalidClient("the client_assertion is too long")
+    algorithm, kid = _header(assertion)
+    client_id = _claimed_client_id(assertion, form)
+    client = await repository.get(session, client_id)
+    if client is None:
+        raise InvalidClient("unknown client")
+    if client.disabled_at is not None:
+        raise InvalidClient("the client is disabled")
+    key = find_key(client.jwks, kid)
+    if key is None:
+        raise InvalidClient(f"the client has registered no key with kid {kid[:64]!r}")
+    if key.algorithm != algorithm:
+        raise InvalidClient(f"key {kid[:64]!r} signs with {key.algorithm}, not {algorithm}")
+    claims = _verified_claims(assertion, key.key, algorithm, client_id, audiences)
+    expires_at = _check_times(claims, now)
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not 1 <= len(jti) <= _MAX_JTI_CHARS:
+        raise InvalidClient(f"the assertion's jti must be a string of 1 to {_MAX_JTI_CHARS} chars")
+    return AuthenticatedClient(client, jti, expires_at)
+
+
+async def consume(
+    session: AsyncSession, authenticated: AuthenticatedClient, *, now: datetime
+) -> None:
+    """Record the assertion as used, or refuse it if it was used before."""
+    client_id = authenticated.client.client_id
+    await repository.forget_expired_assertions(
+        session, client_id=client_id, before=now - CLOCK_SKEW
+    )
+    try:
+        await repository.record_assertion(
+            session,
+            client_id=client_id,
+            jti=authenticated.jti,
+            expires_at=authenticated.assertion_expires_at + CLOCK_SKEW,
+        )
+    except repository.AssertionReplayed:
+        raise InvalidClient("this client_assertion (jti) has been used already") from None
+
+
+def _header(assertion: str) -> tuple[str, str]:
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.InvalidTokenError:
+        raise InvalidClient("the client_assertion is not a well-formed JWS") from None
+    algorithm = header.get("alg")
+    if algorithm not in _ACCEPTED_ALGORITHMS:
+        raise InvalidClient(
+            f"the client_assertion's alg {str(algorithm)[:20]!r} is not accepted; "
+            "sign with ES256 or EdDSA"
+        )
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidClient("the client_assertion's header names no kid")
+    return str(algorithm), kid
+
+
+def _claimed_client_id(assertion: str, form: Mapping[str, str]) -> str:
+    """``iss`` (= ``sub``) before the signature is checked: it says whose keys to check with."""
+    try:
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise InvalidClient("the client_assertion's payload is not a JSON object") from None
+    issuer, subject = claims.get("iss"), claims.get("sub")
+    if not isinstance(issuer, str) or not issuer or issuer != subject:
+        raise InvalidClient("the client_assertion's iss and sub must both be the client id")
+    if len(issuer) > _MAX_CLIENT_ID_CHARS:
+        raise InvalidClient("unknown client")
+    if "client_id" in form and form["client_id"] != issuer:
+        raise InvalidClient("client_id does not match the client_assertion's iss")
+    return issuer
+
+
+def _verified_claims(
+    assertion: str, key: Any, algorithm: str, client_id: str, audiences: Sequence[str]
+) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            assertion,
+            key,
+            algorithms=[algorithm],
+            issuer=client_id,
+            audience=list(audiences),
+            # Times are checked against the caller's clock below.
+            options={
+                "require": _REQUIRED,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except jwt.InvalidSignatureError:
+        raise InvalidClient("the client_assertion's signature does not verify") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidClient(
+            f"the client_assertion's aud must hold the token endpoint URL {audiences[0]}"
+        ) from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidClient(f"the client_assertion lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidTokenError:
+        raise InvalidClient("the client_assertion is malformed") from None
+    if claims.get("sub") != client_id:
+        raise InvalidClient("the client_assertion's iss and sub must both be the client id")
+    return claims
+
+
+def _instant(claims: Mapping[str, Any], name: str) -> datetime:
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidClient(f"the client_assertion's {name} must be a NumericDate")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidClient(f"the client_assertion's {name} is out of range") from None
+
+
+def _check_times(claims: Mapping[str, Any], now: datetime) -> datetime:
+    expires_at = _instant(claims, "exp")
+    if expires_at <= now - CLOCK_SKEW:
+        raise InvalidClient("the client_assertion has expired")
+    if expires_at > now + ASSERTION_MAX_LIFETIME + CLOCK_SKEW:
+        raise InvalidClient("the client_assertion must expire within 5 minutes")
+    if _instant(claims, "iat") > now + CLOCK_SKEW:
+        raise InvalidClient("the client_assertion is issued in the future (iat)")
+    if "nbf" in claims and _instant(claims, "nbf") > now + CLOCK_SKEW:
+        raise InvalidClient("the client_assertion is not valid yet (nbf)")
+    return expires_at

@@ -1,0 +1,53 @@
+"""How a pseudonym is made: HMAC-SHA256 under ``TONGBAN_IDENTITY_PAIRWISE_KEY``.
+
+``pseudonym = base32(HMAC(key, "pairwise-subject/<department>" NUL <person id>)[:20])``,
+lower case, 32 characters (160 bits). The same department and person always give the same
+pseudonym; two departments get unrelated ones, and without the key nobody can tell whether
+two pseudonyms name the same person (OpenID Connect Core §8.1). The HMAC is the kit's
+``BlindIndex``, whose context keeps each department's values apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import uuid
+
+from pydantic import SecretStr
+
+from tongban_kit.crypto import BlindIndex
+
+logger = logging.getLogger("tongban.identity.pairwise")
+
+# Public, so pseudonyms made with it are linkable by anyone: development only (refused in
+# production by the settings).
+_DEVELOPMENT_SEED = b"tongban identity development pairwise-subject key; never in production"
+DEVELOPMENT_PAIRWISE_KEY = base64.b64encode(hashlib.sha256(_DEVELOPMENT_SEED).digest()).decode()
+
+PSEUDONYM_PATTERN = r"^[a-z2-7]{32}$"
+_PSEUDONYM_BYTES = 20
+
+
+class Pseudonyms:
+    """Derives pairwise pseudonyms under one secret key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._mac = BlindIndex(key)
+
+    def __repr__(self) -> str:
+        return "Pseudonyms(key=<hidden>)"
+
+    @classmethod
+    def from_settings(cls, setting: SecretStr | None) -> Pseudonyms:
+        if setting is None:
+            logger.warning(
+                "TONGBAN_IDENTITY_PAIRWISE_KEY is unset: pairwise pseudonyms are derived with "
+                "the public development key, so anyone can link them (refused in production)"
+            )
+        value = setting.get_secret_value() if setting else DEVELOPMENT_PAIRWISE_KEY
+        return cls(base64.b64decode(value))
+
+    def derive(self, *, department: str, person_id: uuid.UUID) -> str:
+        digest = self._mac.digest(str(person_id), context=f"pairwise-subject/{department}")
+        return base64.b32encode(bytes.fromhex(digest)[:_PSEUDONYM_BYTES]).decode().lower()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from tongban_identity.departments.models import CODE_PATTERN
+from tongban_identity.pairwise import RESOLVE_SCOPE, service
+from tongban_identity.pairwise.derivation import PSEUDONYM_PATTERN
+from tongban_identity.pairwise.schemas import PairwiseSubjectOut
+from tongban_kit.auth import AccessClaims, require
+from tongban_kit.db import SessionDep
+
+router = APIRouter(tags=["pairwise subjects"])
+Resolver = Annotated[AccessClaims, Depends(require(RESOLVE_SCOPE))]
+Department = Annotated[str, Path(pattern=CODE_PATTERN, description="A department code.")]
+
+
+@router.get("/v1/pairwise/{department}/{pseudonym}", response_model=PairwiseSubjectOut)
+async def resolve_pseudonym(
+    department: Department,
+    pseudonym: Annotated[str, Path(pattern=PSEUDONYM_PATTERN)],
+    session: SessionDep,
+    caller: Resolver,
+) -> PairwiseSubjectOut:
+    """The person a department knows by this pseudonym.
+
+    Access: `identity:pairwise:resolve` only. Departments themselves see pseudonyms; when a
+    department may see the real identifier will be decided by a grant in data-exchange,
+    which then resolves on its behalf. 404 if the pseudonym was never handed out.
+    """
+    person_id = await service.person_for(session, department=department, pseudonym=pseudonym)
+    return PairwiseSubjectOut(department=department, pseudonym=pseudonym, person_id=person_id)
+
+
+@router.get("/v1/persons/{person_id}/pairwise/{department}", response_model=PairwiseSubjectOut)
+async def pseudonym_of_person(
+    person_id: uuid.UUID,
+    department: Department,
+    session: SessionDep,
+    request: Request,
+    caller: Resolver,
+) -> PairwiseSubjectOut:
+    """The pseudonym a department knows a person by, made on first request and the same ever
+    after; another department gets another one.
+
+    Access: `identity:pairwise:resolve` only. 404 if the person does not exist or the
+    department was never enrolled at this node.
+    """
+    pseudonym = await service.pseudonym_for(
+        session,
+        person_id=person_id,
+        department=department,
+        pseudonyms=request.app.state.pseudonyms,
+    )
+    return PairwiseSubjectOut(department=department, pseudonym=pseudonym, person_id=person_id)
