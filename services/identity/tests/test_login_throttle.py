@@ -134,5 +134,7 @@ async def test_a_burst_of_parallel_guesses_meets_the_back_off_too(
             )
 
     statuses = sorted(answer.status_code for answer in answers)
-    assert statuses.count(401) == 3, statuses  # the free failures, counted before any check
-    assert statuses.count(429) == 9
+    # The free failures are counted before any check, so at most three guesses are tried
+    # (under heavy load a racing attempt may be throttled early: fewer, never more).
+    assert set(statuses) <= {401, 429}, statuses
+    assert 1 <= statuses.count(401) <= 3, statuses
