@@ -4,7 +4,6 @@ registered at `substantial`. Each raise is an event that names no personal data.
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,10 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -25,7 +21,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tongban_identity.main import create_app
 from tongban_identity.models import Person
 from tongban_identity.settings import IdentitySettings
-from tongban_identity.tokens.service import issue_access_token
+from tongban_identity.signatures.testing import (
+    PrivateKey,
+    mint_token,
+    public_jwk,
+    sign_detached,
+)
 from tongban_kit.auth import AssuranceLevel
 from tongban_kit.events import CloudEvent
 from tongban_kit.settings import NodeSettings
@@ -35,36 +36,12 @@ PROBLEM = "application/problem+json"
 RAISED = "gov.tongban.identity.person.assurance_raised.v1"
 NAME = "王小明"
 
-PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def public_jwk(key: PrivateKey) -> dict[str, str]:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        numbers = key.public_key().public_numbers()
-        x, y = numbers.x.to_bytes(32, "big"), numbers.y.to_bytes(32, "big")
-        return {"kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y)}
-    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
-
 
 def sign_challenge(
     key: PrivateKey, challenge: str, *, kid: str, typ: str = "tongban-challenge+jws"
 ) -> str:
     """Detached JWS, unencoded payload: the challenge string itself is what is signed."""
-    is_ec = isinstance(key, ec.EllipticCurvePrivateKey)
-    header = {"alg": "ES256" if is_ec else "EdDSA", "kid": kid, "typ": typ}
-    header_b64 = b64url(json.dumps(header | {"b64": False, "crit": ["b64"]}).encode())
-    signing_input = f"{header_b64}.{challenge}".encode()
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    else:
-        signature = key.sign(signing_input)
-    return f"{header_b64}..{b64url(signature)}"
+    return sign_detached(key, challenge, kid=kid, typ=typ)
 
 
 @dataclass
@@ -76,19 +53,7 @@ class Identity:
     async def token(
         self, *scopes: str, subject: str = "public-security", acr: AssuranceLevel | None = None
     ) -> str:
-        async with self.app.state.sessionmaker() as session, session.begin():
-            return await issue_access_token(
-                session,
-                vault=self.app.state.key_vault,
-                issuer=self.settings.issuer,
-                subject=subject,
-                audience=self.app.state.token_audience,
-                scope=scopes,
-                acr=acr,
-                amr=["pwd"] if acr else [],
-                auth_time=datetime.now(UTC) if acr else None,
-                node=self.settings.node.node_code,
-            )
+        return await mint_token(self.app, *scopes, subject=subject, acr=acr)
 
     async def person(self, loa: AssuranceLevel = "low") -> SignedIn:
         async with self.app.state.sessionmaker() as session, session.begin():

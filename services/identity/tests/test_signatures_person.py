@@ -4,21 +4,16 @@ algorithms, other digests and other purposes are refused; bad keys are never sto
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 from joserfc import jws as jose_jws
 from joserfc.jwk import ECKey, OKPKey
@@ -29,7 +24,13 @@ from tongban_identity.main import create_app
 from tongban_identity.models import Person
 from tongban_identity.settings import IdentitySettings
 from tongban_identity.signatures.person_keys import InvalidSignature, verify_person_signature
-from tongban_identity.tokens.service import issue_access_token
+from tongban_identity.signatures.testing import (
+    PrivateKey,
+    b64url,
+    mint_token,
+    public_jwk,
+    sign_detached,
+)
 from tongban_kit.auth import AssuranceLevel
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import running_app
@@ -38,47 +39,6 @@ PROBLEM = "application/problem+json"
 DOCUMENT = "营业执照申请书 / business registration application, v3".encode()
 DIGEST = hashlib.sha256(DOCUMENT).hexdigest()
 OTHER_DIGEST = hashlib.sha256(DOCUMENT + b" ").hexdigest()
-
-PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def public_jwk(key: PrivateKey) -> dict[str, str]:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        numbers = key.public_key().public_numbers()
-        return {
-            "kty": "EC",
-            "crv": "P-256",
-            "x": b64url(numbers.x.to_bytes(32, "big")),
-            "y": b64url(numbers.y.to_bytes(32, "big")),
-        }
-    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
-
-
-def sign_detached(
-    key: PrivateKey,
-    payload: str,
-    *,
-    kid: str,
-    typ: str = "tongban-document+jws",
-    alg: str | None = None,
-) -> str:
-    """A person's signature as the portal guide shows it: `cryptography`, no JOSE library."""
-    ec_key = isinstance(key, ec.EllipticCurvePrivateKey)
-    header: dict[str, Any] = {"alg": alg or ("ES256" if ec_key else "EdDSA"), "kid": kid}
-    header |= {"typ": typ, "b64": False, "crit": ["b64"]}
-    header_b64 = b64url(json.dumps(header).encode())
-    signing_input = f"{header_b64}.{payload}".encode()
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    else:
-        signature = key.sign(signing_input)
-    return f"{header_b64}..{b64url(signature)}"
 
 
 @dataclass
@@ -90,19 +50,7 @@ class Identity:
     async def token(
         self, *scopes: str, subject: str = "registration", acr: AssuranceLevel | None = None
     ) -> str:
-        async with self.app.state.sessionmaker() as session, session.begin():
-            return await issue_access_token(
-                session,
-                vault=self.app.state.key_vault,
-                issuer=self.settings.issuer,
-                subject=subject,
-                audience=self.app.state.token_audience,
-                scope=scopes,
-                acr=acr,
-                amr=["pwd"] if acr else [],
-                auth_time=datetime.now(UTC) if acr else None,
-                node=self.settings.node.node_code,
-            )
+        return await mint_token(self.app, *scopes, subject=subject, acr=acr)
 
     async def person(self, loa: AssuranceLevel = "low") -> SignedInPerson:
         async with self.app.state.sessionmaker() as session, session.begin():
