@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jwt
 import psutil
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from tongban_kit.infra import free_port
 
@@ -26,6 +31,7 @@ class RunningNode:
     gateway: str
     state_dir: Path
     output: Path
+    env: dict[str, str]
 
 
 def _node_env(state_dir: Path) -> dict[str, str]:
@@ -62,7 +68,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
             start_new_session=True,  # its own process group, as a terminal's job would be
         )
     running = RunningNode(
-        process, f"http://127.0.0.1:{env['TONGBAN_GATEWAY_PORT']}", state_dir, output
+        process, f"http://127.0.0.1:{env['TONGBAN_GATEWAY_PORT']}", state_dir, output, env
     )
     try:
         _wait_ready(running, timeout=90)
@@ -110,15 +116,87 @@ def test_the_gateway_reports_every_service_ready(node: RunningNode) -> None:
     }
 
 
+def _person_token(api: httpx.Client) -> str:
+    """Sign up and sign in a person through the gateway; their access token."""
+    person = {
+        "resident_id": "11010519491231002X",
+        "name": "张三",
+        "phone": "13800138000",
+        "password": "correct horse battery staple",
+    }
+    signed_up = api.post("/identity/v1/persons", json=person)
+    assert signed_up.status_code == 201, signed_up.text
+    login = api.post(
+        "/identity/v1/login",
+        json={"resident_id": person["resident_id"], "password": person["password"]},
+    )
+    assert login.status_code == 200, login.text
+    return str(login.json()["access_token"])
+
+
+def _department_token(api: httpx.Client, node: RunningNode) -> str:
+    """Enrol the tax department with the `tongban departments` command, as an operator does,
+    and get its token with private_key_jwt (RFC 7523)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "tax-1", "use": "sig"}
+    jwks_file = node.state_dir / "tax-jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [jwk]}))
+    env = {
+        **node.env,
+        "TONGBAN_IDENTITY_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:"
+        f"{node.env['TONGBAN_EMBEDDED_POSTGRES_PORT']}/tongban_identity",
+    }
+    enrolled = subprocess.run(
+        [
+            *(sys.executable, "-m", "tongban_kit.cli", "departments", "create"),
+            *("--code", "tax", "--name", "国家税务总局深圳市税务局"),
+            *("--scopes", "exchange:acknowledge", "--jwks-file", str(jwks_file)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    client_id = enrolled.stdout.strip()
+    token_url = f"{node.gateway}/api/identity/oauth/token"
+    now = int(time.time())
+    assertion = jwt.encode(
+        {"iss": client_id, "sub": client_id, "aud": token_url, "iat": now, "exp": now + 60}
+        | {"jti": uuid.uuid4().hex},
+        key,
+        algorithm="ES256",
+        headers={"kid": "tax-1"},
+    )
+    issued = api.post(
+        "/identity/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    )
+    assert issued.status_code == 200, issued.text
+    return str(issued.json()["access_token"])
+
+
+@pytest.fixture(scope="module")
+def person(node: RunningNode) -> dict[str, str]:
+    """Headers of a signed-in person."""
+    api = httpx.Client(base_url=f"{node.gateway}/api", timeout=10)
+    return {"Authorization": f"Bearer {_person_token(api)}"}
+
+
 def test_a_registration_reaches_every_service_and_an_acknowledgement_comes_back(
-    node: RunningNode,
+    node: RunningNode, person: dict[str, str]
 ) -> None:
     api = httpx.Client(base_url=f"{node.gateway}/api", timeout=10)
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     created = api.post(
         "/registration/v1/businesses",
         json={"name": "深圳市通办测试科技有限公司", "division_code": "440305"},
-        headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+        headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01", **person},
     )
     assert created.status_code == 201, created.text
     assert created.headers["traceparent"].split("-")[1] == trace_id
@@ -126,16 +204,27 @@ def test_a_registration_reaches_every_service_and_an_acknowledgement_comes_back(
 
     legal = _eventually(lambda: api.get(f"/identity/v1/legal-persons/{uscc}").status_code == 200)
     record = _eventually(
-        lambda: api.get(f"/exchange/v1/records/businesses/{uscc}").status_code == 200
+        lambda: (
+            api.get(f"/exchange/v1/records/businesses/{uscc}", headers=person).status_code == 200
+        )
     )
     assert legal, "identity never saw the business"
     assert record, "data-exchange never saw the business"
 
+    tax = {"Authorization": f"Bearer {_department_token(api, node)}"}
+    by_the_person = api.post(
+        "/exchange/v1/acknowledgements",
+        json={"uscc": uscc, "reference": "SZ-TAX-0000"},
+        headers=person,
+    )
     ack = api.post(
         "/exchange/v1/acknowledgements",
-        json={"uscc": uscc, "department": "tax", "reference": "SZ-TAX-0001"},
+        json={"uscc": uscc, "reference": "SZ-TAX-0001"},
+        headers=tax,
     )
+    assert by_the_person.status_code == 403, by_the_person.text
     assert ack.status_code == 201, ack.text
+    assert ack.json()["department"] == "tax"
 
     def acknowledged() -> bool:
         business = api.get(f"/registration/v1/businesses/{uscc}").json()
@@ -144,13 +233,14 @@ def test_a_registration_reaches_every_service_and_an_acknowledgement_comes_back(
     assert _eventually(acknowledged), "the acknowledgement never reached registration"
 
 
-def test_bad_input_through_the_gateway_gets_problem_json(node: RunningNode) -> None:
+def test_bad_input_through_the_gateway_gets_problem_json(
+    node: RunningNode, person: dict[str, str]
+) -> None:
     url = f"{node.gateway}/api/registration/v1/businesses"
+    headers = {"content-type": "application/json", **person}
 
-    malformed = httpx.post(url, content=b'{"name": ', headers={"content-type": "application/json"})
-    huge = httpx.post(
-        url, content=b"x" * (10 * 1024 * 1024), headers={"content-type": "application/json"}
-    )
+    malformed = httpx.post(url, content=b'{"name": ', headers=headers)
+    huge = httpx.post(url, content=b"x" * (10 * 1024 * 1024), headers=headers)
 
     assert malformed.status_code == 400
     assert malformed.headers["content-type"] == "application/problem+json"

@@ -56,3 +56,15 @@ def test_secrets_never_appear_in_the_settings_repr() -> None:
     settings = _Demo(signing_secret=SecretStr("x7Gq2vR9kLmP4sTz8wYb"))
 
     assert "x7Gq2vR9kLmP4sTz8wYb" not in repr(settings)
+
+
+def test_the_token_issuer_loses_a_trailing_slash_and_the_audience_names_the_node() -> None:
+    node = NodeSettings(token_issuer="https://gov.example/api/identity/", node_code="310000")
+    assert node.token_issuer == "https://gov.example/api/identity"
+    assert node.token_audience == "tongban:310000"
+
+
+@pytest.mark.parametrize("field", ["token_issuer", "jwks_url"])
+def test_token_urls_must_be_urls(field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        NodeSettings(**{field: "identity:8001"})

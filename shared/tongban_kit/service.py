@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI
 
+from tongban_kit.auth.dependencies import token_verification
 from tongban_kit.db.engine import build_engine, build_sessionmaker
 from tongban_kit.errors import install_problem_handlers
 from tongban_kit.health import broker_check, database_check, health_router
@@ -60,15 +61,32 @@ def create_base_app(
     routers: Sequence[APIRouter],
     lifespan: Lifespan | None = None,
     version: str = "0.1.0",
+    verify_tokens: bool = True,
 ) -> FastAPI:
     """The kit around some routers: logging, errors, operations endpoints, body limit and
-    request context. ``lifespan`` builds the rest and fills ``app.state.readiness``."""
+    request context. ``lifespan`` builds the rest and fills ``app.state.readiness``.
+
+    With ``verify_tokens`` (the default) ``tongban_kit.auth.require`` works on every route:
+    identity's keys are fetched from the node's ``jwks_url`` and kept fresh, and only tokens
+    of the node's issuer and audience are accepted. Identity, which publishes the keys, wires
+    its own and passes ``False``.
+    """
 
     @contextlib.asynccontextmanager
     async def base_lifespan(app: FastAPI) -> AsyncIterator[None]:
         node = settings.node
         configure_logging(settings.service_name, level=node.log_level, fmt=node.log_format)
-        async with lifespan(app) if lifespan else contextlib.nullcontext():
+        verification = (
+            token_verification(
+                app, jwks_url=node.jwks_url, issuer=node.token_issuer, audience=node.token_audience
+            )
+            if verify_tokens
+            else contextlib.nullcontext()
+        )
+        async with verification as jwks, lifespan(app) if lifespan else contextlib.nullcontext():
+            if jwks is not None:
+                # Not ready until identity's keys are held: every request would get a 503.
+                app.state.readiness["identity_keys"] = jwks.ready
             logger.info("%s started for node %s", settings.service_name, node.node_code)
             try:
                 yield
@@ -99,6 +117,7 @@ def create_service_app(
     subscriptions: Sequence[Subscription] = (),
     lifespan: Lifespan | None = None,
     version: str = "0.1.0",
+    verify_tokens: bool = True,
 ) -> FastAPI:
     """A stateful service: the base app plus its database, outbox relay and consumers.
 
@@ -111,10 +130,10 @@ def create_service_app(
         engine = build_engine(settings.database_url, pool_size=settings.database_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
-        app.state.readiness = {
-            "database": database_check(engine),
-            "broker": broker_check(settings.node.kafka_bootstrap_servers),
-        }
+        app.state.readiness.update(
+            database=database_check(engine),
+            broker=broker_check(settings.node.kafka_bootstrap_servers),
+        )
         try:
             async with (
                 lifespan(app) if lifespan else contextlib.nullcontext(),
@@ -131,6 +150,7 @@ def create_service_app(
         routers=routers,
         lifespan=service_lifespan,
         version=version,
+        verify_tokens=verify_tokens,
     )
 
 

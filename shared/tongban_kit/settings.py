@@ -71,6 +71,35 @@ class NodeSettings(BaseSettings):
         """The broker's name for a logical topic such as ``registration.events``."""
         return f"{self.kafka_namespace}.{logical}"
 
+    token_issuer: str = Field(
+        default="http://127.0.0.1:8000/api/identity",
+        description="Issuer (`iss`) of this node's access tokens: identity's public URL as the "
+        "gateway serves it. Identity signs with it; every service accepts only it.",
+    )
+    token_audience: str = Field(
+        default="",
+        description="Audience (`aud`) of this node's access tokens; empty means "
+        "`tongban:<node code>`.",
+    )
+    jwks_url: str = Field(
+        default="http://127.0.0.1:8001/.well-known/jwks.json",
+        description="Where services fetch identity's public keys (an internal URL; the node "
+        "launcher points it at identity's port).",
+    )
+
+    @field_validator("token_issuer", "jwks_url")
+    @classmethod
+    def _is_a_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _audience_defaults_to_the_node(self) -> NodeSettings:
+        if not self.token_audience:
+            self.token_audience = f"tongban:{self.node_code}"
+        return self
+
     log_level: str = Field(default="INFO", description="Python log level name.")
     log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
     max_body_bytes: int = Field(

@@ -37,7 +37,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with build_upstream_client(settings) as client:
             app.state.upstream_client = client
-            app.state.readiness = readiness_checks(client, routes)
+            app.state.readiness.update(readiness_checks(client, routes))
             logger.info(
                 "routes: %s",
                 ", ".join(f"{u.name} -> {u.base_url}" for u in routes.upstreams),
@@ -50,6 +50,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="The node's public entry: routes /api/<service>/… to the services.",
         routers=[proxy_router(routes)],
         lifespan=lifespan,
+        verify_tokens=False,  # passes tokens on; the services check them
     )
     # Outermost: every response, a 413 or a last-resort 500 included, leaves with the
     # security headers.

@@ -199,7 +199,7 @@ async def test_the_discovery_document_names_the_issuer_and_its_keys(identity: Id
 
     assert response.status_code == 200
     document = response.json()
-    issuer = "http://127.0.0.1:8000/api/identity"
+    issuer = identity.settings.node.token_issuer
     assert document["issuer"] == issuer
     assert document["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
     assert document["id_token_signing_alg_values_supported"] == ["ES256"]

@@ -64,9 +64,3 @@ def test_development_without_a_key_warns_that_the_key_is_public(
 def test_access_tokens_cannot_be_configured_to_live_over_ten_minutes(ttl: int) -> None:
     with pytest.raises(ValidationError, match="access_token_ttl_s"):
         IdentitySettings(access_token_ttl_s=ttl)
-
-
-def test_the_issuer_loses_a_trailing_slash() -> None:
-    assert IdentitySettings(issuer="https://gov.example/api/identity/").issuer == (
-        "https://gov.example/api/identity"
-    )

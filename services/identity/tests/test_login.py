@@ -65,9 +65,8 @@ async def test_login_returns_a_token_pair_whose_access_token_verifies_against_th
 
 async def test_the_audience_is_a_setting(make_database, node_settings: NodeSettings) -> None:  # type: ignore[no-untyped-def]
     url = await make_database("tongban_identity:migrations")
-    async with running_identity(
-        url, node_settings, run_workers=False, token_audience="tongban:test"
-    ) as identity:
+    node = node_settings.model_copy(update={"token_audience": "tongban:test"})
+    async with running_identity(url, node, run_workers=False) as identity:
         await identity.sign_up(PERSON)
 
         token = (await identity.tokens(PERSON))["access_token"]

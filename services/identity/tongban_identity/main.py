@@ -47,6 +47,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         ],
         subscriptions=[SUBSCRIPTION],
         lifespan=_identity_lifespan(settings),
+        verify_tokens=False,  # identity checks its own tokens: departments.own_tokens
     )
     app.state.personal_data = PersonalData.from_settings(
         settings.pii_keys, settings.blind_index_key

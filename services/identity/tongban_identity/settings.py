@@ -27,11 +27,6 @@ class IdentitySettings(ServiceSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/tongban_identity",
         description="SQLAlchemy URL of the service's own database (asyncpg driver).",
     )
-    issuer: str = Field(
-        default="http://127.0.0.1:8000/api/identity",
-        description="Token issuer (`iss`) and base of the discovery document: identity's public "
-        "URL as the gateway serves it.",
-    )
     key_encryption_key: SecretStr | None = Field(
         default=None,
         description="Encrypts the token signing keys at rest (AES-256-GCM): `kid:base64key`, 32 "
@@ -77,11 +72,6 @@ class IdentitySettings(ServiceSettings):
         ge=30,
         le=MAX_ACCESS_TOKEN_TTL_S,
         description="Lifetime of an access token in seconds (at most 600).",
-    )
-    token_audience: str = Field(
-        default="",
-        description="Audience (`aud`) of the access tokens identity issues, which this node's "
-        "services accept; empty means `tongban:<node code>`.",
     )
     login_scope: str = Field(
         default="openid profile",
@@ -131,12 +121,15 @@ class IdentitySettings(ServiceSettings):
         default=900.0, gt=0, le=86_400, description="Longest back-off of failed logins, seconds."
     )
 
-    @field_validator("issuer")
-    @classmethod
-    def _issuer_is_a_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("the issuer must be an http(s) URL")
-        return value.rstrip("/")
+    @property
+    def issuer(self) -> str:
+        """The node's token issuer (``TONGBAN_TOKEN_ISSUER``): identity's public URL."""
+        return self.node.token_issuer
+
+    @property
+    def token_audience(self) -> str:
+        """The node's token audience (``TONGBAN_TOKEN_AUDIENCE``)."""
+        return self.node.token_audience
 
     @field_validator("login_scope")
     @classmethod
@@ -145,12 +138,6 @@ class IdentitySettings(ServiceSettings):
         if not scopes or any(c in value for c in '"\\'):
             raise ValueError("space-separated scope tokens, without quotes or backslashes")
         return " ".join(scopes)
-
-    @model_validator(mode="after")
-    def _audience_defaults_to_the_node(self) -> IdentitySettings:
-        if not self.token_audience:
-            self.token_audience = f"tongban:{self.node.node_code}"
-        return self
 
     @field_validator("key_encryption_key")
     @classmethod

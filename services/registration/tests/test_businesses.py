@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.events import CloudEvent
 from tongban_kit.identifiers import validate_uscc
 from tongban_kit.outbox import outbox
@@ -35,9 +36,13 @@ async def database(make_database) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def client(database: str, node_settings: NodeSettings) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    database: str, node_settings: NodeSettings, token_issuer: LocalIssuer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Registration, called by a signed-in person."""
     settings = RegistrationSettings(database_url=database, node=node_settings)
     async with running_app(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {token_issuer.mint()}"
         yield client
 
 
@@ -72,6 +77,23 @@ async def test_registering_a_business_issues_a_uscc_and_one_valid_event(
     assert (event.subject, event.data["uscc"]) == (uscc, uscc)
     assert event.traceparent
     assert event.traceparent.split("-")[1] == TRACE_ID
+
+
+async def test_registering_needs_a_token_of_this_node_and_writes_nothing_without_one(
+    client: httpx.AsyncClient, database: str, token_issuer: LocalIssuer
+) -> None:
+    body = {"name": "深圳市无证科技有限公司", "division_code": "440305"}
+    anonymous = await client.post("/v1/businesses", json=body, headers={"Authorization": ""})
+    foreign = await client.post(
+        "/v1/businesses",
+        json=body,
+        headers={"Authorization": f"Bearer {token_issuer.mint(aud='tongban:310000')}"},
+    )
+
+    assert (anonymous.status_code, foreign.status_code) == (401, 401)
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert await _outbox_rows(database) == 0
 
 
 async def test_the_same_name_again_is_a_409_naming_it_and_writes_no_event(

@@ -16,8 +16,10 @@ from tongban_kit.auth.challenges import (
 )
 from tongban_kit.auth.claims import (
     ASSURANCE_LEVELS,
+    OPERATOR_SCOPE,
     AccessClaims,
     AssuranceLevel,
+    Principal,
     assurance_at_least,
 )
 from tongban_kit.auth.dependencies import require, token_verification
@@ -32,12 +34,14 @@ __all__ = [
     "ACCESS_TOKEN_ALGORITHM",
     "ACCESS_TOKEN_TYPE",
     "ASSURANCE_LEVELS",
+    "OPERATOR_SCOPE",
     "AccessClaims",
     "AssuranceLevel",
     "BearerChallenge",
     "InsufficientScope",
     "InvalidToken",
     "JwksCache",
+    "Principal",
     "StepUpRequired",
     "UnknownKeyId",
     "assurance_at_least",

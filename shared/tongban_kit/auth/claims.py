@@ -7,7 +7,18 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["ASSURANCE_LEVELS", "AccessClaims", "AssuranceLevel", "assurance_at_least"]
+__all__ = [
+    "ASSURANCE_LEVELS",
+    "OPERATOR_SCOPE",
+    "AccessClaims",
+    "AssuranceLevel",
+    "Principal",
+    "assurance_at_least",
+]
+
+Principal = Literal["person", "business", "department", "operator"]
+#: The scope of the node's operators (the admin API).
+OPERATOR_SCOPE = "tongban:admin"
 
 AssuranceLevel = Literal["low", "substantial", "high"]
 #: Lowest first: ``low`` self-asserted, ``substantial`` checked against a department's
@@ -50,6 +61,28 @@ class AccessClaims(BaseModel):
     acr: AssuranceLevel | None = Field(default=None, description="Level of assurance.")
     amr: tuple[str, ...] = Field(default=(), description="How the person authenticated.")
     auth_time: datetime | None = Field(default=None, description="When the person signed in.")
+    client_id: str | None = Field(default=None, description="The OAuth client (a department).")
+    department: str | None = Field(
+        default=None, description="Code of the department a client-credentials token is for."
+    )
+    department_name: str | None = Field(default=None, description="That department's name.")
+    business: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$",
+        description="USCC of the business a person is acting for (a recorded delegation).",
+    )
+
+    @property
+    def principal(self) -> Principal:
+        """Who is calling: an ``operator`` (``tongban:admin``), a ``department`` (client
+        credentials), a person acting for a ``business``, or a ``person``."""
+        if OPERATOR_SCOPE in self.scopes:
+            return "operator"
+        if self.department is not None:
+            return "department"
+        if self.business is not None:
+            return "business"
+        return "person"
 
     @property
     def scopes(self) -> frozenset[str]:

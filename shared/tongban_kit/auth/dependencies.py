@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Annotated
 
 import httpx
@@ -38,9 +38,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tongban_kit.auth.challenges import InsufficientScope, InvalidToken, StepUpRequired
-from tongban_kit.auth.claims import AccessClaims, AssuranceLevel, assurance_at_least
+from tongban_kit.auth.claims import AccessClaims, AssuranceLevel, Principal, assurance_at_least
 from tongban_kit.auth.jwks import JwksCache
 from tongban_kit.auth.verify import verify_access_token
+from tongban_kit.errors import Forbidden
 
 __all__ = ["require", "token_verification"]
 
@@ -54,15 +55,19 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 
 
 def require(
-    *scopes: str, min_acr: AssuranceLevel | None = None
+    *scopes: str,
+    min_acr: AssuranceLevel | None = None,
+    principals: Collection[Principal] | None = None,
 ) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[AccessClaims]]:
     """A dependency returning the caller's verified claims, or refusing the request.
 
     401 ``invalid_token`` for no or a bad token, 403 ``insufficient_scope`` when one of
-    ``scopes`` was not granted, 401 ``insufficient_user_authentication`` naming the level
+    ``scopes`` was not granted, 403 when the caller is not one of ``principals`` (say, only
+    ``"department"``), 401 ``insufficient_user_authentication`` naming the level
     (``required_acr``, ``acr_values``) when the person signed in below ``min_acr`` and must
     step up (RFC 9470). 503 when identity's keys cannot be fetched.
     """
+    allowed = frozenset(principals) if principals is not None else None
 
     async def dependency(request: Request, credentials: Credentials) -> AccessClaims:
         if credentials is None:
@@ -75,6 +80,12 @@ def require(
         if missing:
             raise InsufficientScope(
                 f"the token lacks the scope(s) {' '.join(missing)}", required_scopes=scopes
+            )
+        if allowed is not None and claims.principal not in allowed:
+            raise Forbidden(
+                f"this request is for {' or '.join(sorted(allowed))} callers, "
+                f"not a {claims.principal}",
+                allowed_principals=sorted(allowed),
             )
         if min_acr is not None and not assurance_at_least(claims.acr, min_acr):
             raise StepUpRequired(

@@ -6,7 +6,8 @@ Every service verifies tokens locally; this is where the keys come from. The rul
   (``run()`` refreshes in the background so requests never wait for it);
 * a token naming a key id the cache does not hold triggers a refetch, because identity
   publishes a new key before it signs with it;
-* identity is asked at most once per ``min_refetch_s``, whatever the reason, so a flood of
+* identity is asked at most once per ``min_refetch_s`` (once a second while no key is held
+  yet), whatever the reason, so a flood of
   tokens with invented key ids (or a fleet of services while identity restarts) costs it
   one request per interval; concurrent callers share one fetch;
 * if a refresh fails, the keys already held stay in use for up to ``max_stale_s`` after the
@@ -34,6 +35,7 @@ __all__ = ["JwksCache", "UnknownKeyId"]
 logger = logging.getLogger("tongban.auth.jwks")
 
 _MAX_JWKS_BYTES = 256 * 1024
+_COLD_RETRY_S = 1.0
 
 
 class UnknownKeyId(LookupError):
@@ -99,6 +101,11 @@ class JwksCache:
             raise UnknownKeyId(kid)
         return key
 
+    async def ready(self) -> None:
+        """A readiness check: fails while no key is held (every token would get a 503)."""
+        if not self._keys:
+            raise RuntimeError(f"no keys from {self.url} yet {self._last_failure}".strip())
+
     async def refresh(self) -> None:
         """Fetch the key set now (still at most once per ``min_refetch_s``).
 
@@ -109,12 +116,15 @@ class JwksCache:
             raise ServiceUnavailable(f"the JWKS cannot be fetched ({self._last_failure})")
 
     async def run(self) -> None:
-        """Refresh every ``refresh_s`` until cancelled; failures are logged and retried."""
+        """Refresh every ``refresh_s`` until cancelled; a failure is logged and retried after
+        ``min_refetch_s``, or within a second while no key is held (identity starting)."""
         while True:
             try:
                 await self.refresh()
             except ServiceUnavailable as exc:
                 logger.warning("JWKS refresh failed: %s", exc.detail)
+                await asyncio.sleep(self._retry_interval())
+                continue
             await asyncio.sleep(self.refresh_s)
 
     def _is_stale(self) -> bool:
@@ -125,10 +135,14 @@ class JwksCache:
             logger.error("JWKS not refreshed for over %.0f s; dropping the keys", self.max_stale_s)
             self._keys, self._fetched_at = {}, None
 
+    def _retry_interval(self) -> float:
+        # Holding nothing (identity starting), ask again sooner: every request is a 503 now.
+        return self.min_refetch_s if self._keys else min(self.min_refetch_s, _COLD_RETRY_S)
+
     def _may_fetch(self) -> bool:
         return (
             self._attempted_at is None
-            or time.monotonic() - self._attempted_at >= self.min_refetch_s
+            or time.monotonic() - self._attempted_at >= self._retry_interval()
         )
 
     async def _refresh_if_allowed(self) -> None:

@@ -136,9 +136,11 @@ class Node:
                 _say(f"      {spec.database}: {'created, ' if created else ''}migrated")
 
         ports = {spec.name: self._port(spec) for spec in specs}
+        node_env = self._token_env(ports)
         progress("services: starting")
         for spec in specs:
             env = dict(os.environ)
+            env.update(node_env)
             env.update(
                 {
                     "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
@@ -209,6 +211,17 @@ class Node:
         if self.postgres:
             self.postgres.stop()
         _say("stopped; nothing left running")
+
+    def _token_env(self, ports: dict[str, int]) -> dict[str, str]:
+        """Where services find identity's keys, and the issuer its tokens name (the gateway's
+        public path to identity), unless the environment says otherwise."""
+        env = {}
+        host = self.settings.host
+        if "identity" in ports and "TONGBAN_JWKS_URL" not in os.environ:
+            env["TONGBAN_JWKS_URL"] = f"http://{host}:{ports['identity']}/.well-known/jwks.json"
+        if "gateway" in ports and "TONGBAN_TOKEN_ISSUER" not in os.environ:
+            env["TONGBAN_TOKEN_ISSUER"] = f"http://{host}:{ports['gateway']}/api/identity"
+        return env
 
     def _database_url(self, spec: ServiceSpec) -> str:
         url = make_url(self.server_url).set(drivername="postgresql+asyncpg", database=spec.database)

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.db.migrations import ensure_database, upgrade
 from tongban_kit.infra import EmbeddedBroker, EmbeddedPostgres, free_port
 from tongban_kit.settings import NodeSettings
@@ -100,10 +101,22 @@ def tongban_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerH
         broker.stop()
 
 
+@pytest.fixture(scope="session")
+def token_issuer() -> Iterator[LocalIssuer]:
+    """The issuer services under test trust (``node_settings`` points at it): mint tokens with
+    ``token_issuer.mint(scope=..., acr=...)``. Identity's own tests issue real ones."""
+    with LocalIssuer() as issuer:
+        yield issuer
+
+
 @pytest.fixture
-def node_settings(tongban_broker: BrokerHandle) -> NodeSettings:
-    """Node settings on the session broker, with a topic namespace of the test's own."""
+def node_settings(tongban_broker: BrokerHandle, token_issuer: LocalIssuer) -> NodeSettings:
+    """Node settings on the session broker, with a topic namespace of the test's own, trusting
+    the ``token_issuer`` fixture's tokens."""
     return NodeSettings(
+        token_issuer=token_issuer.issuer,
+        token_audience=token_issuer.audience,
+        jwks_url=token_issuer.jwks_url,
         kafka_bootstrap_servers=tongban_broker.bootstrap_servers,
         kafka_namespace=f"t{uuid.uuid4().hex[:12]}",
         log_format="text",

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from tongban_identity.departments import service
 from tongban_identity.departments.schemas import DepartmentCreate, DepartmentList, DepartmentOut
-from tongban_kit.auth import AccessClaims, require
+from tongban_kit.auth import OPERATOR_SCOPE, AccessClaims, require
 from tongban_kit.db import SessionDep
 
 #: The operators' scope: enrolling and disabling departments.
-ADMIN_SCOPE = "tongban:admin"
+ADMIN_SCOPE = OPERATOR_SCOPE
 
 router = APIRouter(prefix="/v1/admin/departments", tags=["departments (operators)"])
 Operator = Annotated[AccessClaims, Depends(require(ADMIN_SCOPE))]

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Request
+
+from tongban_kit.auth import AccessClaims, require
 from tongban_kit.db import SessionDep
 from tongban_registration.businesses import service
 from tongban_registration.businesses.schemas import AcknowledgementOut, BusinessCreate, BusinessOut
@@ -11,12 +14,16 @@ router = APIRouter(prefix="/v1/businesses", tags=["businesses"])
 
 @router.post("", status_code=201, response_model=BusinessOut)
 async def register_business(
-    body: BusinessCreate, session: SessionDep, request: Request
+    body: BusinessCreate,
+    session: SessionDep,
+    request: Request,
+    caller: Annotated[AccessClaims, Depends(require())],
 ) -> BusinessOut:
     """Register a business and give it a USCC.
 
-    Access: skeleton, open; the registration issue puts it behind a signed-in applicant and
-    officer review. Emits `gov.tongban.registration.business.registered.v1`.
+    Access: any caller with a valid access token of this node (skeleton; the registration
+    issue replaces it with applications and officer review). Emits
+    `gov.tongban.registration.business.registered.v1`.
     """
     node = request.app.state.settings.node.node_code
     business = await service.register(
