@@ -2,40 +2,32 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Query
 
-from tongban_kit.auth import AccessClaims, require
 from tongban_kit.db import SessionDep
 from tongban_registration.businesses import service
-from tongban_registration.businesses.schemas import AcknowledgementOut, BusinessCreate, BusinessOut
+from tongban_registration.businesses.schemas import BusinessList, BusinessOut
 
-router = APIRouter(prefix="/v1/businesses", tags=["businesses"])
+router = APIRouter(prefix="/v1/businesses", tags=["register"])
 
 
-@router.post("", status_code=201, response_model=BusinessOut)
-async def register_business(
-    body: BusinessCreate,
+@router.get("", response_model=BusinessList)
+async def search_register(
     session: SessionDep,
-    request: Request,
-    caller: Annotated[AccessClaims, Depends(require())],
-) -> BusinessOut:
-    """Register a business and give it a USCC.
-
-    Access: any caller with a valid access token of this node (skeleton; the registration
-    issue replaces it with applications and officer review). Emits
-    `gov.tongban.registration.business.registered.v1`.
-    """
-    node = request.app.state.settings.node.node_code
-    business = await service.register(
-        session, name=body.name, division_code=body.division_code, node=node
-    )
-    return BusinessOut.model_validate(business)
+    q: Annotated[
+        str, Query(min_length=2, max_length=200, description="Part of a name, or a USCC.")
+    ],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> BusinessList:
+    """Search the public register by name or USCC. Access: public (public fields only; the
+    legal representative's name masked, no resident ID)."""
+    rows = await service.search(session, text=q, limit=limit)
+    return BusinessList(items=[service.public_view(b, acknowledgements=()) for b in rows])
 
 
 @router.get("/{uscc}", response_model=BusinessOut)
 async def get_business(uscc: str, session: SessionDep) -> BusinessOut:
-    """A registered business with the departments' acknowledgements. Access: public."""
+    """A business's public profile with its status now and the departments'
+    acknowledgements. Access: public."""
     business, acknowledgements = await service.get(session, uscc=uscc)
-    out = BusinessOut.model_validate(business)
-    out.acknowledgements = [AcknowledgementOut.model_validate(a) for a in acknowledgements]
-    return out
+    return service.public_view(business, acknowledgements=acknowledgements)
