@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from tongban_kit.auth import AccessClaims, require
 from tongban_kit.crypto import FieldCipher
 from tongban_kit.errors import Forbidden
+from tongban_registration.licences.signer import DocumentSigner
 from tongban_registration.settings import RegistrationSettings
 
 REVIEW_SCOPE = "registration:review"
@@ -45,3 +46,11 @@ async def _officer(
 
 
 Officer = Annotated[AccessClaims, Depends(_officer)]
+
+
+def _signer(request: Request) -> DocumentSigner | None:
+    signer: DocumentSigner | None = request.app.state.signer
+    return signer
+
+
+SignerDep = Annotated[DocumentSigner | None, Depends(_signer)]

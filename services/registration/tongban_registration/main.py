@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 from fastapi import FastAPI
 from prometheus_client import Gauge
 
@@ -14,6 +15,8 @@ from tongban_kit.service import create_service_app
 from tongban_registration.acknowledgements.handlers import SUBSCRIPTION
 from tongban_registration.applications.endpoints import router as applications_router
 from tongban_registration.businesses.endpoints import router as businesses_router
+from tongban_registration.licences.endpoints import router as licences_router
+from tongban_registration.licences.signer import IdentitySigner
 from tongban_registration.review import service as review
 from tongban_registration.review.endpoints import router as review_router
 from tongban_registration.settings import RegistrationSettings
@@ -38,6 +41,15 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.cipher = settings.field_cipher()
+        tokens = app.state.service_tokens
+        http_client = httpx.AsyncClient()
+        app.state.signer = (
+            IdentitySigner(
+                identity_url=settings.node.identity_url, tokens=tokens, client=http_client
+            )
+            if tokens is not None
+            else None
+        )
         app.state.overdue_gauge = Gauge(
             "tongban_registration_overdue_applications",
             "Undecided applications past their promised decision date",
@@ -50,12 +62,13 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
             counter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await counter
+            await http_client.aclose()
 
     return create_service_app(
         settings=settings,
         title="Tongban registration",
         description="Business registration, accreditation and licences.",
-        routers=[applications_router, review_router, businesses_router],
+        routers=[applications_router, review_router, businesses_router, licences_router],
         subscriptions=[SUBSCRIPTION],
         lifespan=lifespan,
     )

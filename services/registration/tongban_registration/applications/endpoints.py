@@ -16,7 +16,7 @@ from tongban_registration.applications.schemas import (
     ApplicationPatch,
     SubmitRequest,
 )
-from tongban_registration.deps import CipherDep, Person, SettingsDep, SubstantialPerson
+from tongban_registration.deps import CipherDep, Person, SettingsDep, SignerDep, SubstantialPerson
 from tongban_registration.review import service as review
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"])
@@ -114,6 +114,7 @@ async def submit_application(
     session: SessionDep,
     settings: SettingsDep,
     cipher: CipherDep,
+    signer: SignerDep,
     body: SubmitRequest | None = None,
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> JSONResponse:
@@ -137,7 +138,7 @@ async def submit_application(
             cipher=cipher,
         )
         await review.instant_approval(
-            session, application=application, settings=settings, cipher=cipher
+            session, application=application, settings=settings, cipher=cipher, signer=signer
         )
         return await views.application_out(session, application, cipher=cipher)
 

@@ -6,7 +6,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tongban_registration.models import Acknowledgement, Business, BusinessLicence
+from tongban_registration.models import Acknowledgement, Business
 
 
 class UsccTaken(Exception):
@@ -51,18 +51,3 @@ async def acknowledgements_of(session: AsyncSession, uscc: str) -> Sequence[Ackn
         .order_by(Acknowledgement.recorded_at)
     )
     return rows.all()
-
-
-async def licence_of(session: AsyncSession, uscc: str) -> BusinessLicence | None:
-    return await session.scalar(select(BusinessLicence).where(BusinessLicence.uscc == uscc))
-
-
-async def add_licence(session: AsyncSession, licence: BusinessLicence) -> BusinessLicence | None:
-    """Insert; None when a concurrent request issued the licence first."""
-    try:
-        async with session.begin_nested():
-            session.add(licence)
-            await session.flush()
-    except IntegrityError:
-        return None
-    return licence

@@ -14,7 +14,7 @@ from tongban_registration.applications.schemas import ApplicationList, Applicati
 from tongban_registration.applications.states import Action
 from tongban_registration.businesses import service as businesses
 from tongban_registration.businesses.schemas import BusinessOut
-from tongban_registration.deps import CipherDep, Officer, SettingsDep
+from tongban_registration.deps import CipherDep, Officer, SettingsDep, SignerDep
 from tongban_registration.review import service
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
@@ -106,12 +106,13 @@ async def decide_application(
     session: SessionDep,
     settings: SettingsDep,
     cipher: CipherDep,
+    signer: SignerDep,
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> JSONResponse:
     """Approve, reject (with a reason) or return for correction (with every problem).
 
     Access: the officer of this node who claimed the application. Approval issues the USCC,
-    enters the business in the register and emits
+    enters the business in the register, signs its electronic licence (through identity) and emits
     `gov.tongban.registration.business.registered.v1` and `...application.approved.v1`;
     the others emit `...application.rejected.v1` / `...application.returned.v1`.
     `Idempotency-Key` makes a retry return the first answer.
@@ -127,6 +128,7 @@ async def decide_application(
             problems=[p.model_dump() for p in body.problems] if body.problems else None,
             settings=settings,
             cipher=cipher,
+            signer=signer,
         )
         return await views.application_out(session, application, cipher=cipher, officer=True)
 

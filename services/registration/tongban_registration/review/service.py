@@ -15,6 +15,8 @@ from tongban_registration.applications import repository
 from tongban_registration.applications.service import record_transition
 from tongban_registration.applications.states import PENDING, Action, Status, move
 from tongban_registration.businesses import service as businesses
+from tongban_registration.licences import service as licences
+from tongban_registration.licences.signer import DocumentSigner
 from tongban_registration.models import Application
 from tongban_registration.review import rules
 from tongban_registration.review.clock import office_date
@@ -67,11 +69,13 @@ async def _approve(
     role: str,
     settings: RegistrationSettings,
     cipher: FieldCipher,
+    signer: DocumentSigner | None,
 ) -> None:
     status = Status(application.status)
     application.status = move(status, Action.APPROVE, officer=True).value
     node = settings.node.node_code
     business = await businesses.register(session, application=application, node=node, cipher=cipher)
+    await licences.try_issue(session, business=business, signer=signer, node=node)
     reservation = await repository.live_reservation(session, application.id)
     if reservation is not None:
         reservation.expires_at = None  # the registered name is held for good
@@ -106,6 +110,7 @@ async def decide(
     problems: list[dict[str, str]] | None,
     settings: RegistrationSettings,
     cipher: FieldCipher,
+    signer: DocumentSigner | None,
 ) -> Application:
     """Approve, reject (with a reason) or return (with every problem at once)."""
     application = await _application(session, application_id)
@@ -115,7 +120,13 @@ async def decide(
         raise Forbidden("another officer claimed this application", reviewer_is_you=False)
     if decision is Action.APPROVE:
         await _approve(
-            session, application, actor=officer, role="officer", settings=settings, cipher=cipher
+            session,
+            application,
+            actor=officer,
+            role="officer",
+            settings=settings,
+            cipher=cipher,
+            signer=signer,
         )
         return application
     now = datetime.now(UTC)
@@ -159,6 +170,7 @@ async def instant_approval(
     application: Application,
     settings: RegistrationSettings,
     cipher: FieldCipher,
+    signer: DocumentSigner | None,
 ) -> bool:
     """Approve a just-submitted application at once when its entity type is configured for it
     and it meets every rule; otherwise leave it for an officer."""
@@ -173,6 +185,12 @@ async def instant_approval(
         session, application, action=Action.CLAIM, before=status, actor=AUTO_APPROVER, role="system"
     )
     await _approve(
-        session, application, actor=AUTO_APPROVER, role="system", settings=settings, cipher=cipher
+        session,
+        application,
+        actor=AUTO_APPROVER,
+        role="system",
+        settings=settings,
+        cipher=cipher,
+        signer=signer,
     )
     return True
