@@ -66,7 +66,7 @@ async def list_my_applications(
     caller: Person, session: SessionDep, cipher: CipherDep
 ) -> ApplicationList:
     """The caller's own applications, newest first. Access: a signed-in person."""
-    rows = await service.repository.of_applicant(session, caller.sub)
+    rows = await service.of_applicant(session, applicant=caller.sub)
     return ApplicationList(
         items=[await views.application_out(session, a, cipher=cipher, full=False) for a in rows]
     )

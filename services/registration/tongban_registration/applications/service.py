@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -158,6 +159,10 @@ async def mine(
     if application is None or application.applicant != applicant:
         raise NotFound(f"no application {application_id}")
     return application
+
+
+async def of_applicant(session: AsyncSession, *, applicant: str) -> Sequence[Application]:
+    return await repository.of_applicant(session, applicant)
 
 
 async def update(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tongban_kit.crypto import FieldCipher
 from tongban_kit.identifiers import mask_resident_id
 from tongban_registration.applications import repository
+from tongban_registration.applications.entity_types import EntityType
 from tongban_registration.applications.schemas import (
     AcknowledgementOut,
     Address,
@@ -41,7 +42,7 @@ async def application_out(
         status=application.status,
         allowed_actions=allowed_actions(Status(application.status), officer=officer),
         name=application.name,
-        entity_type=application.entity_type,  # type: ignore[arg-type]
+        entity_type=EntityType(application.entity_type),
         registered_capital=Capital(amount=application.registered_capital),
         address=Address(line=application.address, division_code=application.division_code),
         business_scope=application.business_scope,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -133,6 +134,7 @@ async def decide(
     application.status = move(status, decision, officer=True).value
     application.decided_at = now
     node = settings.node.node_code
+    data: dict[str, Any]
     if decision is Action.REJECT:
         await repository.release(session, application.id, now)
         event, data = events.APPLICATION_REJECTED, {"reason": reason}
