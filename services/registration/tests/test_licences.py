@@ -1,5 +1,6 @@
-"""The electronic business licence: signed by the node through identity (a real identity on a
-real port, registration enrolled as its client), verified offline with another JOSE library."""
+"""Registration as identity's client (a real identity on a real port, registration enrolled
+with a key of its own): the electronic business licence, signed by the node and verified
+offline with another JOSE library; applicants' signatures of their submissions, checked."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from joserfc import jws
 from joserfc.errors import BadSignatureError
@@ -23,7 +25,7 @@ from tongban_identity.departments.service import ensure_service_account
 from tongban_identity.main import create_app as create_identity
 from tongban_identity.sessions.testing import fast_hasher
 from tongban_identity.settings import IdentitySettings
-from tongban_identity.signatures.testing import mint_token
+from tongban_identity.signatures.testing import mint_token, public_jwk, sign_detached
 from tongban_kit.auth.client import generate_service_key, service_key_jwks
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import running_app, serving_app
@@ -60,7 +62,7 @@ async def _enrol_registration(node: Node, key_file: Path) -> str:
     enrolment = DepartmentCreate(
         code="svc-registration",
         name="Tongban registration service",
-        scopes=["identity:sign"],
+        scopes=["identity:sign", "identity:verify"],
         jwks=service_key_jwks(key),
     )
     async with node.identity.state.sessionmaker() as session, session.begin():
@@ -186,3 +188,49 @@ async def test_without_a_service_account_approval_works_and_the_licence_waits(
 
     assert licence.status_code == 503
     assert licence.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_signed_submission_is_checked_with_identity_and_a_wrong_signature_refused(
+    licensed: tuple[Flow, Node], new_application: Callable[..., dict[str, Any]]
+) -> None:
+    flow, node = licensed
+    async with httpx.AsyncClient(base_url=node.identity_url) as identity:
+        person = await identity.post(
+            "/v1/persons",
+            json={
+                "resident_id": "11010519491231002X",
+                "name": "张三",
+                "phone": "13800138000",
+                "password": "correct horse battery staple",
+            },
+        )
+        person_id = person.json()["id"]
+        token = await mint_token(node.identity, subject=person_id, acr="substantial")
+        key = ec.generate_private_key(ec.SECP256R1())
+        registered = await identity.post(
+            "/v1/me/keys",
+            json={"jwk": public_jwk(key)},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert registered.status_code == 201, registered.text
+    kid = registered.json()["kid"]
+    flow.applicant = {"Authorization": f"Bearer {token}"}
+    draft = await flow.draft(new_application())
+    submit = f"/v1/applications/{draft['id']}/submit"
+
+    wrong = await flow.client.post(
+        submit,
+        json={"signature": sign_detached(key, "0" * 64, kid=kid)},
+        headers=flow.applicant,
+    )
+    signed = await flow.client.post(
+        submit,
+        json={"signature": sign_detached(key, draft["document_sha256"], kid=kid)},
+        headers=flow.applicant,
+    )
+
+    assert wrong.status_code == 400, wrong.text
+    assert wrong.headers["content-type"] == "application/problem+json"
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["signature_kid"] == kid
+    assert signed.json()["document_sha256"] == draft["document_sha256"]

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from tongban_kit.auth import AccessClaims, require
 from tongban_kit.crypto import FieldCipher
 from tongban_kit.errors import Forbidden
-from tongban_registration.licences.signer import DocumentSigner
+from tongban_registration.identity_client import IdentityClient
 from tongban_registration.settings import RegistrationSettings
 
 REVIEW_SCOPE = "registration:review"
@@ -48,9 +48,9 @@ async def _officer(
 Officer = Annotated[AccessClaims, Depends(_officer)]
 
 
-def _signer(request: Request) -> DocumentSigner | None:
-    signer: DocumentSigner | None = request.app.state.signer
-    return signer
+def _identity(request: Request) -> IdentityClient | None:
+    identity: IdentityClient | None = request.app.state.identity
+    return identity
 
 
-SignerDep = Annotated[DocumentSigner | None, Depends(_signer)]
+IdentityDep = Annotated[IdentityClient | None, Depends(_identity)]

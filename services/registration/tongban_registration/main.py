@@ -15,8 +15,8 @@ from tongban_kit.service import create_service_app
 from tongban_registration.acknowledgements.handlers import SUBSCRIPTION
 from tongban_registration.applications.endpoints import router as applications_router
 from tongban_registration.businesses.endpoints import router as businesses_router
+from tongban_registration.identity_client import IdentityClient
 from tongban_registration.licences.endpoints import router as licences_router
-from tongban_registration.licences.signer import IdentitySigner
 from tongban_registration.review import service as review
 from tongban_registration.review.endpoints import router as review_router
 from tongban_registration.settings import RegistrationSettings
@@ -43,8 +43,8 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         app.state.cipher = settings.field_cipher()
         tokens = app.state.service_tokens
         http_client = httpx.AsyncClient()
-        app.state.signer = (
-            IdentitySigner(
+        app.state.identity = (
+            IdentityClient(
                 identity_url=settings.node.identity_url, tokens=tokens, client=http_client
             )
             if tokens is not None

@@ -51,6 +51,9 @@ class Application(Base):
     legal_representative_id: Mapped[bytes] = mapped_column(LargeBinary)
     investors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     signature: Mapped[str | None] = mapped_column(Text)
+    # The applicant's key (RFC 7638 thumbprint) identity confirmed the signature with; NULL
+    # when no signature was given or the node had no identity client to check it.
+    signature_kid: Mapped[str | None] = mapped_column(String(64))
     document_sha256: Mapped[str | None] = mapped_column(String(64))
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_on: Mapped[date | None] = mapped_column(Date)

@@ -16,7 +16,7 @@ from tongban_registration.applications.schemas import (
     ApplicationPatch,
     SubmitRequest,
 )
-from tongban_registration.deps import CipherDep, Person, SettingsDep, SignerDep, SubstantialPerson
+from tongban_registration.deps import CipherDep, IdentityDep, Person, SettingsDep, SubstantialPerson
 from tongban_registration.review import service as review
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"])
@@ -114,7 +114,7 @@ async def submit_application(
     session: SessionDep,
     settings: SettingsDep,
     cipher: CipherDep,
-    signer: SignerDep,
+    identity: IdentityDep,
     body: SubmitRequest | None = None,
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> JSONResponse:
@@ -122,9 +122,10 @@ async def submit_application(
 
     Access: its applicant, signed in at level `substantial` or above (401 with
     `insufficient_user_authentication` otherwise, to step up). Records the promised decision
-    date (`due_on`, working days). An optional detached JWS of `document_sha256` is kept with
-    the submission. Entity types configured for instant approval that meet every rule are
-    approved at once. Emits `gov.tongban.registration.application.submitted.v1`.
+    date (`due_on`, working days). An optional detached JWS (RFC 7797) of `document_sha256` by
+    a key the applicant registered at identity is checked with identity (400 when it is not
+    theirs) and kept with the submission. Entity types configured for instant approval that
+    meet every rule are approved at once. Emits `gov.tongban.registration.application.submitted.v1`.
     """
     signature = body.signature if body else None
 
@@ -136,9 +137,10 @@ async def submit_application(
             signature=signature,
             settings=settings,
             cipher=cipher,
+            identity=identity,
         )
         await review.instant_approval(
-            session, application=application, settings=settings, cipher=cipher, signer=signer
+            session, application=application, settings=settings, cipher=cipher, identity=identity
         )
         return await views.application_out(session, application, cipher=cipher)
 

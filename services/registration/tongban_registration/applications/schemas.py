@@ -157,10 +157,14 @@ class ApplicationOut(BaseModel):
     name_reserved_until: datetime | None = Field(
         description="When the name reservation lapses (null once the business is registered)."
     )
-    document_sha256: str | None = Field(
-        description="SHA-256 of the submitted application as signed (set at submission)."
+    document_sha256: str = Field(
+        description="SHA-256 of the application's content: while a draft (or returned), of the "
+        "content now — what the applicant signs before submitting; afterwards, as submitted."
     )
     signature: str | None
+    signature_kid: str | None = Field(
+        description="Thumbprint of the applicant's key identity confirmed the signature with."
+    )
     submitted_at: datetime | None
     due_on: date | None = Field(description="Promised decision date (statutory clock).")
     decided_at: datetime | None

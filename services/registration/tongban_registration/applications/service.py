@@ -25,6 +25,7 @@ from tongban_registration.applications import repository
 from tongban_registration.applications.names import name_key
 from tongban_registration.applications.schemas import ApplicationCreate, ApplicationPatch
 from tongban_registration.applications.states import Action, Status, move
+from tongban_registration.identity_client import IdentityClient
 from tongban_registration.models import Application, NameReservation, Transition
 from tongban_registration.review.clock import add_working_days, office_date
 from tongban_registration.settings import RegistrationSettings
@@ -224,7 +225,10 @@ async def submit(
     signature: str | None,
     settings: RegistrationSettings,
     cipher: FieldCipher,
+    identity: IdentityClient | None,
 ) -> Application:
+    """Submit, or resubmit after a return. A signature is checked with identity when the
+    node has an identity client (a bad one refuses the submission) and kept either way."""
     application = await mine(
         session, applicant=applicant, application_id=application_id, for_update=True
     )
@@ -241,6 +245,11 @@ async def submit(
     reservation.expires_at = now + timedelta(days=settings.name_reservation_days)
     application.document_sha256 = digest_of(document_of(application, cipher))
     application.signature = signature
+    application.signature_kid = (
+        await _check_signature(identity, applicant, application.document_sha256, signature)
+        if signature is not None and identity is not None
+        else None
+    )
     application.submitted_at = now
     application.due_on = add_working_days(
         office_date(now), settings.review_working_days, settings.holidays
@@ -266,6 +275,23 @@ async def submit(
         },
     )
     return application
+
+
+async def _check_signature(
+    identity: IdentityClient, applicant: str, sha256: str, signature: str
+) -> str:
+    try:
+        person_id = uuid.UUID(applicant)
+    except ValueError:
+        raise BadRequest("signature: only a person known to identity can sign") from None
+    checked = await identity.verify_person(person_id=person_id, sha256=sha256, jws=signature)
+    if not checked.valid or checked.kid is None:
+        raise BadRequest(
+            f"signature: not your signature of document_sha256 {sha256} ({checked.reason})",
+            field="signature",
+            document_sha256=sha256,
+        )
+    return checked.kid
 
 
 async def withdraw(

@@ -8,7 +8,7 @@ from tongban_kit.db import SessionDep
 from tongban_kit.errors import BadRequest
 from tongban_registration.businesses import service as businesses
 from tongban_registration.businesses.schemas import LicenceOut, VerificationOut
-from tongban_registration.deps import SettingsDep, SignerDep
+from tongban_registration.deps import IdentityDep, SettingsDep
 from tongban_registration.licences import service
 from tongban_registration.licences.document import qr_payload
 
@@ -17,7 +17,7 @@ router = APIRouter(tags=["licences"])
 
 @router.get("/v1/businesses/{uscc}/licence", response_model=LicenceOut)
 async def business_licence(
-    uscc: str, session: SessionDep, signer: SignerDep, settings: SettingsDep
+    uscc: str, session: SessionDep, identity: IdentityDep, settings: SettingsDep
 ) -> LicenceOut:
     """The electronic business licence: its document, the node's signature and the QR payload.
 
@@ -27,7 +27,7 @@ async def business_licence(
     """
     business, _ = await businesses.get(session, uscc=uscc)
     licence = await service.issue(
-        session, business=business, signer=signer, node=settings.node.node_code
+        session, business=business, identity=identity, node=settings.node.node_code
     )
     return LicenceOut(
         uscc=licence.uscc,

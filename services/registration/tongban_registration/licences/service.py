@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tongban_kit.errors import ServiceUnavailable
 from tongban_registration.businesses import repository as businesses
 from tongban_registration.businesses.service import mask_name
+from tongban_registration.identity_client import IdentityClient
 from tongban_registration.licences import repository
 from tongban_registration.licences.document import (
     DOCUMENT_TYPE,
@@ -22,20 +23,19 @@ from tongban_registration.licences.document import (
     licence_document,
     parse_qr_payload,
 )
-from tongban_registration.licences.signer import DocumentSigner
 from tongban_registration.models import Business, BusinessLicence
 
 logger = logging.getLogger("tongban.registration.licences")
 
 
 async def issue(
-    session: AsyncSession, *, business: Business, signer: DocumentSigner | None, node: str
+    session: AsyncSession, *, business: Business, identity: IdentityClient | None, node: str
 ) -> BusinessLicence:
     """Sign and keep the business's licence (once; a concurrent issue yields the first)."""
     existing = await repository.of_business(session, business.uscc)
     if existing is not None:
         return existing
-    if signer is None:
+    if identity is None:
         raise ServiceUnavailable(
             "this node cannot sign licences yet: registration has no identity service account"
         )
@@ -48,7 +48,7 @@ async def issue(
         masked_representative=mask_name(business.legal_representative_name),
     )
     sha256 = digest(document)
-    jws = await signer.sign(
+    jws = await identity.sign(
         sha256=sha256, document_type=DOCUMENT_TYPE, metadata={"uscc": business.uscc}
     )
     licence = BusinessLicence(
@@ -67,14 +67,14 @@ async def issue(
 
 
 async def try_issue(
-    session: AsyncSession, *, business: Business, signer: DocumentSigner | None, node: str
+    session: AsyncSession, *, business: Business, identity: IdentityClient | None, node: str
 ) -> None:
     """At approval: issue now if identity answers; otherwise the first request for the
     licence issues it (an approval never waits on, or fails for, identity being away)."""
-    if signer is None:
+    if identity is None:
         return
     try:
-        await issue(session, business=business, signer=signer, node=node)
+        await issue(session, business=business, identity=identity, node=node)
     except ServiceUnavailable as exc:
         logger.warning("licence of %s left for later: %s", business.uscc, exc.detail)
 

@@ -14,7 +14,7 @@ from tongban_registration.applications.schemas import ApplicationList, Applicati
 from tongban_registration.applications.states import Action
 from tongban_registration.businesses import service as businesses
 from tongban_registration.businesses.schemas import BusinessOut
-from tongban_registration.deps import CipherDep, Officer, SettingsDep, SignerDep
+from tongban_registration.deps import CipherDep, IdentityDep, Officer, SettingsDep
 from tongban_registration.review import service
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
@@ -106,7 +106,7 @@ async def decide_application(
     session: SessionDep,
     settings: SettingsDep,
     cipher: CipherDep,
-    signer: SignerDep,
+    identity: IdentityDep,
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> JSONResponse:
     """Approve, reject (with a reason) or return for correction (with every problem).
@@ -128,7 +128,7 @@ async def decide_application(
             problems=[p.model_dump() for p in body.problems] if body.problems else None,
             settings=settings,
             cipher=cipher,
-            signer=signer,
+            identity=identity,
         )
         return await views.application_out(session, application, cipher=cipher, officer=True)
 

@@ -16,8 +16,8 @@ from tongban_registration.applications import repository
 from tongban_registration.applications.service import record_transition
 from tongban_registration.applications.states import PENDING, Action, Status, move
 from tongban_registration.businesses import service as businesses
+from tongban_registration.identity_client import IdentityClient
 from tongban_registration.licences import service as licences
-from tongban_registration.licences.signer import DocumentSigner
 from tongban_registration.models import Application
 from tongban_registration.review import rules
 from tongban_registration.review.clock import office_date
@@ -70,13 +70,13 @@ async def _approve(
     role: str,
     settings: RegistrationSettings,
     cipher: FieldCipher,
-    signer: DocumentSigner | None,
+    identity: IdentityClient | None,
 ) -> None:
     status = Status(application.status)
     application.status = move(status, Action.APPROVE, officer=True).value
     node = settings.node.node_code
     business = await businesses.register(session, application=application, node=node, cipher=cipher)
-    await licences.try_issue(session, business=business, signer=signer, node=node)
+    await licences.try_issue(session, business=business, identity=identity, node=node)
     reservation = await repository.live_reservation(session, application.id)
     if reservation is not None:
         reservation.expires_at = None  # the registered name is held for good
@@ -111,7 +111,7 @@ async def decide(
     problems: list[dict[str, str]] | None,
     settings: RegistrationSettings,
     cipher: FieldCipher,
-    signer: DocumentSigner | None,
+    identity: IdentityClient | None,
 ) -> Application:
     """Approve, reject (with a reason) or return (with every problem at once)."""
     application = await _application(session, application_id)
@@ -127,7 +127,7 @@ async def decide(
             role="officer",
             settings=settings,
             cipher=cipher,
-            signer=signer,
+            identity=identity,
         )
         return application
     now = datetime.now(UTC)
@@ -172,7 +172,7 @@ async def instant_approval(
     application: Application,
     settings: RegistrationSettings,
     cipher: FieldCipher,
-    signer: DocumentSigner | None,
+    identity: IdentityClient | None,
 ) -> bool:
     """Approve a just-submitted application at once when its entity type is configured for it
     and it meets every rule; otherwise leave it for an officer."""
@@ -193,6 +193,6 @@ async def instant_approval(
         role="system",
         settings=settings,
         cipher=cipher,
-        signer=signer,
+        identity=identity,
     )
     return True
