@@ -130,6 +130,9 @@ class Business(Base):
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # Simplified deregistration: the public notice's end, and an objection that stopped it.
+    objection_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    objection: Mapped[str | None] = mapped_column(Text)
 
 
 class BusinessLicence(Base):

@@ -55,6 +55,14 @@ class RegistrationSettings(ServiceSettings):
         'application is rule-complete, as a JSON list (e.g. `["individual_business"]`, '
         "Shenzhen-style instant approval). Empty: every application goes to an officer.",
     )
+    deregistration_notice_days: int = Field(
+        default=20,
+        ge=0,
+        le=90,
+        description="Simplified deregistration: days the public notice runs, during which "
+        "anyone signed in may object; an officer completes it only after the notice ends "
+        "without objection.",
+    )
     overdue_refresh_s: float = Field(
         default=60.0,
         gt=0,

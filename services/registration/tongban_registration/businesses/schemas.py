@@ -13,9 +13,12 @@ class BusinessOut(BaseModel):
     uscc: str
     name: str
     entity_type: str
-    status: str = Field(description="`active` or `revoked`.")
+    status: str = Field(description="`active`, `revoked`, `deregistering` or `deregistered`.")
     status_changed_at: datetime | None
     status_reason: str | None
+    objection_deadline: datetime | None = Field(
+        description="While `deregistering`: the end of the public notice (objections until then)."
+    )
     registered_capital: Capital
     address: Address
     business_scope: str

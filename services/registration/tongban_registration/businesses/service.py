@@ -96,7 +96,7 @@ async def register(
     return business
 
 
-def _canonical_uscc(uscc: str) -> str:
+def canonical_uscc(uscc: str) -> str:
     try:
         return validate_uscc(uscc)
     except InvalidIdentifier as exc:
@@ -104,7 +104,7 @@ def _canonical_uscc(uscc: str) -> str:
 
 
 async def get(session: AsyncSession, *, uscc: str) -> tuple[Business, Sequence[Acknowledgement]]:
-    business = await repository.by_uscc(session, _canonical_uscc(uscc))
+    business = await repository.by_uscc(session, canonical_uscc(uscc))
     if business is None:
         raise NotFound(f"no business with USCC {uscc}")
     return business, await repository.acknowledgements_of(session, business.uscc)
@@ -118,7 +118,7 @@ async def revoke(
     session: AsyncSession, *, uscc: str, reason: str, officer: str, node: str
 ) -> Business:
     """Revoke a business's licence (吊销): the register and every verification show it at once."""
-    business = await repository.by_uscc(session, _canonical_uscc(uscc), for_update=True)
+    business = await repository.by_uscc(session, canonical_uscc(uscc), for_update=True)
     if business is None:
         raise NotFound(f"no business with USCC {uscc}")
     if business.status != ACTIVE:
@@ -154,6 +154,7 @@ def public_view(business: Business, *, acknowledgements: Sequence[Acknowledgemen
         status=business.status,
         status_changed_at=business.status_changed_at,
         status_reason=business.status_reason,
+        objection_deadline=business.objection_deadline,
         registered_capital=Capital(amount=business.registered_capital),
         address=Address(line=business.address, division_code=business.division_code),
         business_scope=business.business_scope,

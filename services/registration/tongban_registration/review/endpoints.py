@@ -12,6 +12,7 @@ from tongban_registration import idempotency
 from tongban_registration.applications import views
 from tongban_registration.applications.schemas import ApplicationList, ApplicationOut, Problem
 from tongban_registration.applications.states import Action
+from tongban_registration.businesses import deregistration
 from tongban_registration.businesses import service as businesses
 from tongban_registration.businesses.schemas import BusinessOut
 from tongban_registration.deps import CipherDep, IdentityDep, Officer, SettingsDep
@@ -152,5 +153,19 @@ async def revoke_business(
     `gov.tongban.registration.business.revoked.v1`."""
     business = await businesses.revoke(
         session, uscc=uscc, reason=body.reason, officer=caller.sub, node=settings.node.node_code
+    )
+    return businesses.public_view(business, acknowledgements=())
+
+
+@router.post("/businesses/{uscc}/deregistration/complete", response_model=BusinessOut)
+async def complete_deregistration(
+    uscc: str, caller: Officer, session: SessionDep, settings: SettingsDep
+) -> BusinessOut:
+    """Complete a simplified deregistration whose public notice ended without objection: the
+    business is `deregistered` and its name free again. Access: officers of this node. 409
+    while the notice runs or when no deregistration is pending. Emits
+    `gov.tongban.registration.business.deregistered.v1`."""
+    business = await deregistration.complete(
+        session, uscc=uscc, officer=caller.sub, node=settings.node.node_code
     )
     return businesses.public_view(business, acknowledgements=())
