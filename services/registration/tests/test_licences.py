@@ -234,3 +234,35 @@ async def test_a_signed_submission_is_checked_with_identity_and_a_wrong_signatur
     assert signed.status_code == 200, signed.text
     assert signed.json()["signature_kid"] == kid
     assert signed.json()["document_sha256"] == draft["document_sha256"]
+
+
+async def test_a_change_reissues_the_licence_and_the_old_one_reads_superseded(
+    licensed: tuple[Flow, Node], new_application: Callable[..., dict[str, Any]]
+) -> None:
+    flow, _ = licensed
+    uscc = (await flow.approved(new_application()))["uscc"]
+    old = (await flow.client.get(f"/v1/businesses/{uscc}/licence")).json()
+    filed = await flow.client.post(
+        f"/v1/businesses/{uscc}/changes",
+        json={"name": "深圳市换证更名科技有限公司"},
+        headers=flow.applicant,
+    )
+    approved = await flow.client.post(
+        f"/v1/review/changes/{filed.json()['id']}/decision",
+        json={"decision": "approve"},
+        headers=flow.officer,
+    )
+
+    new = (await flow.client.get(f"/v1/businesses/{uscc}/licence")).json()
+    old_verified = await flow.client.get(
+        "/v1/licences/verify", params={"payload": old["qr_payload"]}
+    )
+    new_verified = await flow.client.get(
+        "/v1/licences/verify", params={"payload": new["qr_payload"]}
+    )
+
+    assert approved.status_code == 200, approved.text
+    assert new["document"]["name"] == "深圳市换证更名科技有限公司"
+    assert old_verified.json()["valid"] is False
+    assert old_verified.json()["reason"].startswith("superseded")
+    assert new_verified.json()["valid"] is True

@@ -15,6 +15,7 @@ APPLICATION_REJECTED = "gov.tongban.registration.application.rejected.v1"
 APPLICATION_RETURNED = "gov.tongban.registration.application.returned.v1"
 BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
 BUSINESS_REVOKED = "gov.tongban.registration.business.revoked.v1"
+BUSINESS_CHANGED = "gov.tongban.registration.business.changed.v1"
 BUSINESS_DEREGISTERED = "gov.tongban.registration.business.deregistered.v1"
 
 

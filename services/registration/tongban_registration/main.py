@@ -14,6 +14,7 @@ from prometheus_client import Gauge
 from tongban_kit.service import create_service_app
 from tongban_registration.acknowledgements.handlers import SUBSCRIPTION
 from tongban_registration.applications.endpoints import router as applications_router
+from tongban_registration.businesses.change_endpoints import router as changes_router
 from tongban_registration.businesses.endpoints import router as businesses_router
 from tongban_registration.identity_client import IdentityClient
 from tongban_registration.licences.endpoints import router as licences_router
@@ -68,7 +69,13 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         settings=settings,
         title="Tongban registration",
         description="Business registration, accreditation and licences.",
-        routers=[applications_router, review_router, businesses_router, licences_router],
+        routers=[
+            applications_router,
+            review_router,
+            businesses_router,
+            changes_router,
+            licences_router,
+        ],
         subscriptions=[SUBSCRIPTION],
         lifespan=lifespan,
     )

@@ -135,6 +135,37 @@ class Business(Base):
     objection: Mapped[str | None] = mapped_column(Text)
 
 
+class ChangeFiling(Base):
+    """A registered business's request to change its name, address, scope or legal
+    representative; reviewed by an officer. At most one open filing per business."""
+
+    __tablename__ = "change_filings"
+    __table_args__ = (
+        Index(
+            "uq_change_filings_open_business",
+            "business_id",
+            unique=True,
+            postgresql_where=text("status = 'submitted'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id"), index=True)
+    uscc: Mapped[str] = mapped_column(String(18))
+    applicant: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(20))
+    # Only the fields that change; a new legal representative's resident ID sealed like the
+    # register's, under "legal_representative_id" as the base64 of the sealed token.
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    name_reservation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("name_reservations.id")
+    )
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class BusinessLicence(Base):
     """The electronic business licence: a document, the node's signature of it, the QR text."""
 

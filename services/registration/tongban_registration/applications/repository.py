@@ -122,11 +122,35 @@ async def holder(session: AsyncSession, name_key: str) -> NameReservation | None
 async def live_reservation(
     session: AsyncSession, application_id: uuid.UUID
 ) -> NameReservation | None:
+    # A business with a name change pending holds two: the registered name (permanent) first.
     return await session.scalar(
-        select(NameReservation).where(
+        select(NameReservation)
+        .where(
             NameReservation.application_id == application_id,
             NameReservation.released_at.is_(None),
         )
+        .order_by(NameReservation.expires_at.desc().nulls_first())
+        .limit(1)
+    )
+
+
+async def release_others(
+    session: AsyncSession, application_id: uuid.UUID, keep: uuid.UUID, now: datetime
+) -> None:
+    await session.execute(
+        update(NameReservation)
+        .where(
+            NameReservation.application_id == application_id,
+            NameReservation.released_at.is_(None),
+            NameReservation.id != keep,
+        )
+        .values(released_at=now)
+    )
+
+
+async def release_one(session: AsyncSession, reservation_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(NameReservation).where(NameReservation.id == reservation_id).values(released_at=now)
     )
 
 
@@ -139,3 +163,9 @@ async def release(session: AsyncSession, application_id: uuid.UUID, now: datetim
         )
         .values(released_at=now)
     )
+
+
+async def reservation(session: AsyncSession, reservation_id: uuid.UUID) -> NameReservation:
+    found = await session.get(NameReservation, reservation_id)
+    assert found is not None  # a filing's reservation, by foreign key
+    return found

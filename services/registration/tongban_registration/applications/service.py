@@ -38,7 +38,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_division(division_code: str, node: str) -> str:
+def check_division(division_code: str, node: str) -> str:
     try:
         division_code = validate_division_code(division_code, allow_central=False)
     except InvalidIdentifier as exc:
@@ -78,17 +78,19 @@ def _apply(
         ]
 
 
-async def _reserve(
-    session: AsyncSession, application: Application, *, days: int
+async def reserve_name(
+    session: AsyncSession, *, application_id: uuid.UUID, name: str, days: int
 ) -> NameReservation:
-    key = name_key(application.name)
+    """Reserve ``name`` for ``days``; 409 naming the holder when it is held (a lapsed hold
+    gives way once; the partial unique index decides every race)."""
+    key = name_key(name)
     if not key:
         raise BadRequest("name: a name needs more than an organisational suffix", field="name")
     now = _now()
     for _ in range(2):
         reservation = NameReservation(
-            application_id=application.id,
-            name=application.name,
+            application_id=application_id,
+            name=name,
             name_key=key,
             expires_at=now + timedelta(days=days),
         )
@@ -96,13 +98,19 @@ async def _reserve(
             await repository.reserve(session, reservation)
             return reservation
         except repository.NameHeld:
-            # A lapsed reservation gives way once; the unique index still decides any race.
             if not await repository.release_lapsed(session, key, now):
                 break
     held = await repository.holder(session, key)
     raise Conflict(
-        f"the name {application.name!r} is taken",
-        conflicting_name=held.name if held is not None else application.name,
+        f"the name {name!r} is taken", conflicting_name=held.name if held is not None else name
+    )
+
+
+async def _reserve(
+    session: AsyncSession, application: Application, *, days: int
+) -> NameReservation:
+    return await reserve_name(
+        session, application_id=application.id, name=application.name, days=days
     )
 
 
@@ -141,7 +149,7 @@ async def create(
     settings: RegistrationSettings,
     cipher: FieldCipher,
 ) -> Application:
-    _check_division(body.address.division_code, settings.node.node_code)
+    check_division(body.address.division_code, settings.node.node_code)
     application = Application(id=uuid.uuid4(), applicant=applicant, status=Status.DRAFT.value)
     _apply(application, body, cipher)
     await repository.add(session, application)
@@ -181,12 +189,17 @@ async def update(
     status = Status(application.status)
     move(status, Action.UPDATE)
     if patch.address is not None:
-        _check_division(patch.address.division_code, settings.node.node_code)
+        check_division(patch.address.division_code, settings.node.node_code)
     renamed = patch.name is not None and name_key(patch.name) != name_key(application.name)
     _apply(application, patch, cipher)
     if renamed:
         await repository.release(session, application.id, _now())
         await _reserve(session, application, days=settings.name_reservation_days)
+    elif patch.name is not None:
+        # The same name written differently (有限公司 → 有限责任公司): the reservation follows.
+        reservation = await repository.live_reservation(session, application.id)
+        if reservation is not None:
+            reservation.name = application.name
     await record_transition(
         session, application, action=Action.UPDATE, before=status, actor=applicant, role="applicant"
     )

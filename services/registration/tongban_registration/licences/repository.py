@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+import uuid
+
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,3 +22,7 @@ async def add(session: AsyncSession, licence: BusinessLicence) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+async def remove(session: AsyncSession, business_id: uuid.UUID) -> None:
+    await session.execute(delete(BusinessLicence).where(BusinessLicence.business_id == business_id))

@@ -79,6 +79,15 @@ async def try_issue(
         logger.warning("licence of %s left for later: %s", business.uscc, exc.detail)
 
 
+async def reissue(
+    session: AsyncSession, *, business: Business, identity: IdentityClient | None, node: str
+) -> None:
+    """After a change: the old licence goes; a new one is signed now if identity answers, or
+    on the next request for it. Scanning the old one then says it was superseded."""
+    await repository.remove(session, business.id)
+    await try_issue(session, business=business, identity=identity, node=node)
+
+
 @dataclass(frozen=True)
 class Verification:
     valid: bool
@@ -100,7 +109,9 @@ async def verify(session: AsyncSession, *, payload: str) -> Verification:
     uscc = document.get("uscc")
     licence = await repository.of_business(session, uscc) if isinstance(uscc, str) else None
     if licence is None:
-        return Verification(False, "no licence of this node has this USCC")
+        return Verification(False, "no current licence of this node has this USCC")
+    if document.get("licence_id") != licence.document.get("licence_id"):
+        return Verification(False, "superseded: the business changed; scan its current licence")
     if hashlib.sha256(raw).hexdigest() != licence.document_sha256:
         return Verification(False, "the licence document was altered")
     if compact != attached(licence.jws, licence.document_sha256):
