@@ -246,7 +246,7 @@ async def submit(
         session, applicant=applicant, application_id=application_id, for_update=True
     )
     status = Status(application.status)
-    application.status = move(status, Action.SUBMIT).value
+    target = move(status, Action.SUBMIT)
     now = _now()
     reservation = await repository.live_reservation(session, application.id)
     if reservation is None:
@@ -256,6 +256,7 @@ async def submit(
             conflicting_name=application.name,
         )
     reservation.expires_at = now + timedelta(days=settings.name_reservation_days)
+    application.status = target.value
     application.document_sha256 = digest_of(document_of(application, cipher))
     application.signature = signature
     application.signature_kid = (
