@@ -8,10 +8,14 @@ message naming the setting, not at the first request.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 
 from tongban_gateway.settings import GatewaySettings
+
+#: RFC 3986 pchar minus percent-encodings, plus "/": what may stay as it is in a path.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 __all__ = ["RouteConfigError", "RouteTable", "Upstream"]
 
@@ -46,9 +50,12 @@ class Upstream:
         return path.strip("/") not in _INTERNAL_PATHS
 
     def url_for(self, path: str, query: bytes = b"") -> httpx.URL:
-        """The service's URL for ``path`` (what follows the prefix) and the raw query string."""
+        """The service's URL for ``path`` (what follows the prefix, decoded) and the raw query
+        string. The path is percent-encoded again, so any character a caller managed to put
+        in it (a control character, ``%``, ``?``) reaches the service as the same text."""
         base_path = self.base_url.path.rstrip("/")
-        return self.base_url.copy_with(path=f"{base_path}/{path}", query=query or None)
+        raw = f"{base_path}/{quote(path, safe=_PATH_SAFE)}".encode("ascii")
+        return self.base_url.copy_with(raw_path=raw + (b"?" + query if query else b""))
 
     def public_location(self, location: str, public_base: str) -> str:
         """Rewrite a redirect that points into this service so it points through the gateway.
