@@ -122,6 +122,8 @@ async def issue_pair(
         auth_time=family.auth_time,
         node=policy.node,
         lifetime_s=policy.access_ttl_s,
+        # The sign-in: introspection answers inactive once it is revoked (tokens.introspection).
+        extra_claims={"sid": str(family.id)},
     )
     return TokenResponse(
         access_token=access_token,
