@@ -23,6 +23,7 @@ AuditType = Literal[
     "refresh_reused",
     "totp_enabled",
     "logged_out",
+    "acted_for_business",
 ]
 #: Actors: the subject acting for themself, or whoever it was that held a password or token.
 SELF = "self"
