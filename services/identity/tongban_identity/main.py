@@ -17,6 +17,7 @@ from tongban_identity.legal_persons.endpoints import router as legal_persons_rou
 from tongban_identity.legal_persons.handlers import subscription as legal_persons_subscription
 from tongban_identity.pairwise.derivation import Pseudonyms
 from tongban_identity.pairwise.endpoints import router as pairwise_router
+from tongban_identity.persons.admin_endpoints import router as persons_admin_router
 from tongban_identity.persons.endpoints import router as persons_router
 from tongban_identity.persons.protection import PersonalData
 from tongban_identity.sessions.endpoints import oauth_router
@@ -38,6 +39,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         description="Persons, legal persons, departments, tokens and signatures.",
         routers=[
             persons_router,
+            persons_admin_router,
             legal_persons_router,
             acting_router,
             keys_router,
