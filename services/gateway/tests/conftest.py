@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import socket
 import threading
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from tongban_gateway.main import create_app
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.settings import NodeSettings
 
 CHUNK = 64 * 1024
@@ -196,20 +198,53 @@ def dead_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def gateway_settings(stand_ins: dict[str, StandIn], **overrides: Any) -> GatewaySettings:
-    """Settings routing to the stand-ins; keyword arguments override any field."""
+def trusting(issuer: LocalIssuer, **fields: Any) -> NodeSettings:
+    """Node settings whose token checks trust ``issuer``; keyword arguments override fields."""
+    values: dict[str, Any] = {
+        "token_issuer": issuer.issuer,
+        "token_audience": issuer.audience,
+        "jwks_url": issuer.jwks_url,
+        "log_format": "text",
+    }
+    values.update(fields)
+    return NodeSettings(**values)
+
+
+def gateway_settings(
+    stand_ins: dict[str, StandIn], issuer: LocalIssuer, **overrides: Any
+) -> GatewaySettings:
+    """Settings routing to the stand-ins and trusting ``issuer``; keyword arguments override
+    any field."""
     fields: dict[str, Any] = {f"{name}_url": state.url for name, state in stand_ins.items()}
+    fields["node"] = trusting(issuer)
     fields.update(overrides)
     return GatewaySettings(**fields)
 
 
+@pytest.fixture(scope="session")
+def node_trusting(token_issuer: LocalIssuer) -> Callable[..., NodeSettings]:
+    """``trusting`` bound to the session's issuer."""
+    return functools.partial(trusting, token_issuer)
+
+
+@pytest.fixture(scope="session")
+def auth_headers(token_issuer: LocalIssuer) -> dict[str, str]:
+    """A valid person's access token for the whole session, as request headers."""
+    token = token_issuer.mint(sub="person-gw", exp=int(time.time()) + 3600)
+    return {"authorization": f"Bearer {token}"}
+
+
 @contextlib.asynccontextmanager
-async def _in_process(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+async def _in_process(
+    settings: GatewaySettings, headers: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client,
+        httpx.AsyncClient(
+            transport=transport, base_url="http://gateway.test", headers=headers
+        ) as client,
     ):
         yield client
 
@@ -218,12 +253,14 @@ OpenGateway = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncCl
 
 
 @pytest.fixture
-def open_gateway(ready: dict[str, StandIn]) -> OpenGateway:
+def open_gateway(
+    ready: dict[str, StandIn], token_issuer: LocalIssuer, auth_headers: dict[str, str]
+) -> OpenGateway:
     """Open a gateway app in this process (ASGI transport, lifespan running) in front of the
-    stand-ins; keyword arguments override settings fields."""
+    stand-ins, its client sending a valid token; keyword arguments override settings fields."""
 
     def opener(**overrides: Any) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
-        return _in_process(gateway_settings(ready, **overrides))
+        return _in_process(gateway_settings(ready, token_issuer, **overrides), auth_headers)
 
     return opener
 
@@ -236,11 +273,11 @@ async def gateway(open_gateway: OpenGateway) -> AsyncIterator[httpx.AsyncClient]
 
 
 @pytest.fixture(scope="session")
-def served_gateway(stand_ins: dict[str, StandIn]) -> Iterator[str]:
+def served_gateway(stand_ins: dict[str, StandIn], token_issuer: LocalIssuer) -> Iterator[str]:
     """The gateway served by uvicorn on a real socket (the ASGI transport buffers bodies),
     accepting bodies up to 16 MiB."""
-    node = NodeSettings(max_body_bytes=16 * 1024 * 1024)
-    app = create_app(gateway_settings(stand_ins, node=node))
+    node = trusting(token_issuer, max_body_bytes=16 * 1024 * 1024)
+    app = create_app(gateway_settings(stand_ins, token_issuer, node=node))
     # Served the way the node launcher serves it: no uvicorn banner of its own.
     with serve(app, lifespan="on", server_header=False) as url:
         yield url
