@@ -10,7 +10,10 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -281,3 +284,61 @@ def served_gateway(stand_ins: dict[str, StandIn], token_issuer: LocalIssuer) -> 
     # Served the way the node launcher serves it: no uvicorn banner of its own.
     with serve(app, lifespan="on", server_header=False) as url:
         yield url
+
+
+@contextlib.contextmanager
+def gateway_processes(
+    stand_ins: dict[str, StandIn], issuer: LocalIssuer, count: int = 1, **env: str
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """``count`` gateways, each in a process of its own started the way the node launcher
+    starts it (all at once), in front of the stand-ins and trusting ``issuer``; ``env`` adds
+    variables. Yields each one's URL and process once all are ready."""
+    variables = {
+        **os.environ,
+        "TONGBAN_TOKEN_ISSUER": issuer.issuer,
+        "TONGBAN_TOKEN_AUDIENCE": issuer.audience,
+        "TONGBAN_JWKS_URL": issuer.jwks_url,
+        "TONGBAN_LOG_LEVEL": "WARNING",
+        **{f"TONGBAN_GATEWAY_{name.upper()}_URL": state.url for name, state in stand_ins.items()},
+        **env,
+    }
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        for _ in range(count):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            command = [sys.executable, "-m", "uvicorn", "tongban_gateway.main:create_app"]
+            command += ["--factory", "--port", str(port), "--no-access-log", "--no-server-header"]
+            process = subprocess.Popen(command, env=variables, stdin=subprocess.DEVNULL)
+            started.append((f"http://127.0.0.1:{port}", process))
+        deadline = time.monotonic() + 30
+        for url, process in started:
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the gateway process at {url} did not become ready")
+                time.sleep(0.1)
+        yield started
+    finally:
+        for _, process in started:
+            process.terminate()
+        for _, process in started:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+SpawnGateways = Callable[
+    ..., contextlib.AbstractContextManager[list[tuple[str, "subprocess.Popen[bytes]"]]]
+]
+
+
+@pytest.fixture
+def spawn_gateways(ready: dict[str, StandIn], token_issuer: LocalIssuer) -> SpawnGateways:
+    """``gateway_processes`` in front of the ready stand-ins, trusting the session's issuer."""
+    return functools.partial(gateway_processes, ready, token_issuer)
