@@ -98,6 +98,14 @@ def stand_in_app(state: StandIn) -> Starlette:
 
         return StreamingResponse(body(), media_type="text/plain")
 
+    async def events(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"event: first\ndata: 1\n\n"
+            opened = await anyio.to_thread.run_sync(state.gate.wait, 10)
+            yield b"event: second\ndata: 2\n\n" if opened else b"event: timeout\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
     async def endless(request: Request) -> Response:
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -130,6 +138,7 @@ def stand_in_app(state: StandIn) -> Starlette:
             Route("/megabytes/{count:int}", megabytes),
             Route("/gated", gated),
             Route("/endless", endless),
+            Route("/events", events),
             Route("/slow", slow),
             Route("/redirect", redirect),
             Route("/cookies", cookies),
@@ -140,12 +149,18 @@ def stand_in_app(state: StandIn) -> Starlette:
 
 @contextlib.contextmanager
 def serve(
-    app: Any, *, lifespan: Literal["on", "off"] = "off", server_header: bool = True
+    app: Any,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    server_header: bool = True,
+    sock: socket.socket | None = None,
 ) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    """Serve an ASGI app with uvicorn in a thread on ``sock`` (bound, not yet listening) or a
+    free 127.0.0.1 port; yield its URL."""
+    if sock is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
@@ -342,3 +357,18 @@ SpawnGateways = Callable[
 def spawn_gateways(ready: dict[str, StandIn], token_issuer: LocalIssuer) -> SpawnGateways:
     """``gateway_processes`` in front of the ready stand-ins, trusting the session's issuer."""
     return functools.partial(gateway_processes, ready, token_issuer)
+
+
+ServeStandIn = Callable[..., contextlib.AbstractContextManager[str]]
+
+
+@pytest.fixture
+def serve_stand_in() -> ServeStandIn:
+    """Serve a fresh stand-in named ``name`` on ``sock`` (see ``serve``); yields its URL."""
+
+    def opener(
+        name: str, sock: socket.socket | None = None
+    ) -> contextlib.AbstractContextManager[str]:
+        return serve(stand_in_app(StandIn(name)), sock=sock)
+
+    return opener
