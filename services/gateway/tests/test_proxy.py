@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -64,6 +65,18 @@ async def test_request_id_and_trace_reach_the_service_and_come_back(
     assert upstream_parent.span_id != "00f067aa0ba902b7"  # the gateway's own span, not the caller's
     assert response.headers["x-request-id"] == "req-42"
     assert response.headers["traceparent"] == seen["traceparent"]
+
+
+async def test_a_request_id_is_made_when_the_caller_sends_none(
+    gateway: httpx.AsyncClient,
+) -> None:
+    response = await gateway.get("/api/identity/v1/no-id")
+
+    seen = response.json()["headers"]
+    assert len(response.headers["x-request-id"]) == 32
+    assert seen["x-request-id"] == response.headers["x-request-id"]
+    assert seen["traceparent"] == response.headers["traceparent"]
+    assert parse_traceparent(seen["traceparent"]) is not None
 
 
 async def test_forwarding_headers_are_the_gateways_not_the_callers(
@@ -332,3 +345,25 @@ async def test_hsts_is_sent_in_production(
         response = await gateway.get("/healthz")
 
     assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_one_json_access_line_per_request_names_the_route(
+    open_gateway: OpenGateway,
+    node_trusting: Callable[..., NodeSettings],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    async with open_gateway(node=node_trusting(log_format="json")) as gateway:
+        capfd.readouterr()
+        response = await gateway.get(
+            "/api/identity/v1/persons/p-1", headers={"x-request-id": "log-1"}
+        )
+        await asyncio.sleep(0.2)  # lines are written by the logging thread, off the event loop
+        lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line]
+
+    access = [line for line in lines if line["logger"] == "tongban.access"]
+    assert response.status_code == 200
+    assert len(access) == 1
+    assert access[0]["request_id"] == "log-1"
+    assert access[0]["http_route"] == "/api/identity/{path}"
+    assert access[0]["http_status"] == 200
+    assert "authorization" not in json.dumps(access[0]).lower()

@@ -17,7 +17,7 @@ from tongban_gateway.auth import EdgeAuth
 from tongban_gateway.proxy import EdgeProxy, upstream_session
 from tongban_gateway.ratelimit import Buckets, LocalBuckets, RedisBuckets
 from tongban_gateway.routes import RouteTable
-from tongban_gateway.security import SecurityHeadersMiddleware
+from tongban_gateway.security import install_browser_policy
 from tongban_gateway.settings import GatewaySettings
 from tongban_kit.service import create_base_app
 
@@ -68,7 +68,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.proxy = proxy
     app.mount("/api", proxy, name="api")
-    # Outermost: every response, a 413 or a last-resort 500 included, leaves with the
-    # security headers.
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.node.environment == "production")
+    install_browser_policy(
+        app,
+        cors_origins=settings.cors_origins,
+        production=settings.node.environment == "production",
+    )
     return app
