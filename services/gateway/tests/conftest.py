@@ -372,3 +372,9 @@ def serve_stand_in() -> ServeStandIn:
         return serve(stand_in_app(StandIn(name)), sock=sock)
 
     return opener
+
+
+@pytest.fixture
+def serve_asgi() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``serve``: any ASGI app on a free port, for tests that need their own upstream."""
+    return serve

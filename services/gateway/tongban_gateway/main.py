@@ -7,6 +7,7 @@ the access log line and the metrics.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from tongban_gateway.auth import EdgeAuth
+from tongban_gateway.openapi import MergedOpenAPI
 from tongban_gateway.proxy import EdgeProxy, upstream_session
 from tongban_gateway.ratelimit import Buckets, LocalBuckets, RedisBuckets
 from tongban_gateway.routes import RouteTable
@@ -50,12 +52,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 )
                 proxy.start(session, auth, buckets)
                 app.state.readiness.update(proxy.readiness_checks())
+                describer = asyncio.create_task(openapi.refresh_forever(session), name="openapi")
                 logger.info(
                     "routes: %s; rate limits %s",
                     ", ".join(f"{u.name} -> {u.base_url}" for u in routes.upstreams),
                     "shared through Redis" if settings.redis_url else "per process",
                 )
-                yield
+                try:
+                    yield
+                finally:
+                    describer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await describer
         finally:
             await buckets.aclose()
 
@@ -68,6 +76,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.proxy = proxy
     app.mount("/api", proxy, name="api")
+    openapi = MergedOpenAPI(app, routes)
+    # FastAPI's /openapi.json and /docs serve what this returns: the node's whole API.
+    app.openapi = openapi.document  # type: ignore[method-assign]
     install_browser_policy(
         app,
         cors_origins=settings.cors_origins,
