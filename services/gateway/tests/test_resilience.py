@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 
 
 @contextlib.asynccontextmanager
-async def drops_first_connection(real: str) -> AsyncIterator[str]:
-    """A TCP front that closes its first connection unanswered (a stale keep-alive, a
-    restarting service) and relays the later ones to ``real``."""
+async def drops_first_connection(real: str, marker: bytes) -> AsyncIterator[str]:
+    """A TCP front that closes unanswered the first connection whose request names ``marker``
+    (as a stale keep-alive or a restarting service would) and relays all others to ``real``."""
     host, port = httpx.URL(real).host, httpx.URL(real).port
-    accepted = 0
+    dropped = False
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
@@ -34,13 +34,14 @@ async def drops_first_connection(real: str) -> AsyncIterator[str]:
         writer.close()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal accepted
-        accepted += 1
-        if accepted == 1:
-            await reader.read(1)  # the request has started to arrive; hang up on it
+        nonlocal dropped
+        head = await reader.readline()
+        if marker in head and not dropped:
+            dropped = True
             writer.close()
             return
         upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
+        upstream_writer.write(head)
         await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -52,7 +53,7 @@ async def test_an_idempotent_request_is_retried_when_the_connection_fails(
     open_gateway: OpenGateway, ready: dict[str, StandIn]
 ) -> None:
     async with (
-        drops_first_connection(ready["exchange"].url) as flaky,
+        drops_first_connection(ready["exchange"].url, b"/v1/retried") as flaky,
         open_gateway(exchange_url=flaky) as gateway,
     ):
         response = await gateway.get("/api/exchange/v1/retried")
@@ -63,7 +64,7 @@ async def test_an_idempotent_request_is_retried_when_the_connection_fails(
 
 async def test_a_post_is_not_retried(open_gateway: OpenGateway, ready: dict[str, StandIn]) -> None:
     async with (
-        drops_first_connection(ready["exchange"].url) as flaky,
+        drops_first_connection(ready["exchange"].url, b"/v1/not-retried") as flaky,
         open_gateway(exchange_url=flaky) as gateway,
     ):
         response = await gateway.post("/api/exchange/v1/not-retried", json={"a": 1})
