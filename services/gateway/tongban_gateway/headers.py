@@ -78,9 +78,10 @@ def upstream_headers(scope: Scope) -> list[tuple[str, str]]:
 
 
 def caller_headers(
-    raw: Iterable[tuple[bytes, bytes]], upstream: Upstream, public_base: str
+    raw: Iterable[tuple[bytes, bytes]], upstream: Upstream, scope: Scope
 ) -> list[tuple[bytes, bytes]]:
-    """The service's response headers as the caller gets them."""
+    """The service's response headers as the caller gets them (``scope``: the caller's
+    request, for redirects)."""
     lowered = [(name.lower(), value) for name, value in raw]
     dropped = _connection_scoped(lowered) | _NOT_RELAYED
     headers = []
@@ -89,7 +90,20 @@ def caller_headers(
             continue
         if name == b"location":
             # A service's redirect names its own address; point it back through the gateway.
-            location = upstream.public_location(value.decode("latin-1"), public_base)
+            location = upstream.public_location(
+                value.decode("latin-1"), _public_base(scope, upstream)
+            )
             value = location.encode("latin-1")
         headers.append((name, value))
     return headers
+
+
+def _public_base(scope: Scope, upstream: Upstream) -> str:
+    """The gateway's own URL for the upstream's prefix, as the caller addressed it."""
+    host = "localhost"
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            break
+    root = scope.get("root_path", "")
+    return f"{scope.get('scheme', 'http')}://{host}{root}{upstream.prefix.rstrip('/')}"

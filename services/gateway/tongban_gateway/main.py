@@ -16,11 +16,12 @@ from fastapi import FastAPI
 
 from tongban_gateway.auth import EdgeAuth
 from tongban_gateway.openapi import MergedOpenAPI
-from tongban_gateway.proxy import EdgeProxy, upstream_session
+from tongban_gateway.proxy import ApiDispatch, EdgeProxy, upstream_session
 from tongban_gateway.ratelimit import Buckets, LocalBuckets, RedisBuckets
 from tongban_gateway.routes import RouteTable
 from tongban_gateway.security import install_browser_policy
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tongban_kit.service import create_base_app
 
 __all__ = ["create_app"]
@@ -75,7 +76,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.proxy = proxy
-    app.mount("/api", proxy, name="api")
+    # The kit's request context (id, trace, access log, metrics) and body limit, around the
+    # proxy alone: /api requests go straight there (ApiDispatch), past the framework's router.
+    api = RequestContextMiddleware(
+        BodyLimitMiddleware(proxy, max_bytes=settings.node.max_body_bytes),
+        metrics=app.state.metrics,
+    )
+    app.add_middleware(ApiDispatch, api=api)
     openapi = MergedOpenAPI(app, routes)
     # FastAPI's /openapi.json and /docs serve what this returns: the node's whole API.
     app.openapi = openapi.document  # type: ignore[method-assign]

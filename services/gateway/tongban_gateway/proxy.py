@@ -26,9 +26,8 @@ import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
-from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tongban_gateway.auth import EdgeAuth, client_key
 from tongban_gateway.breaker import CircuitBreaker
@@ -39,7 +38,7 @@ from tongban_gateway.settings import GatewaySettings
 from tongban_kit.errors import NotFound, PayloadTooLarge, TongbanError, problem_response
 from tongban_kit.health import Check
 
-__all__ = ["EdgeProxy", "TooManyRequests", "build_upstream_session"]
+__all__ = ["ApiDispatch", "EdgeProxy", "TooManyRequests", "build_upstream_session"]
 
 logger = logging.getLogger("tongban.gateway.proxy")
 
@@ -50,6 +49,10 @@ _END = {"type": "http.response.body", "body": b"", "more_body": False}
 
 class TooManyRequests(TongbanError):
     status, title, type_slug = 429, "Too Many Requests", "rate-limited"
+
+
+class MethodNotRouted(TongbanError):
+    status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
 
 
 class _BodyTooLarge(Exception):
@@ -78,7 +81,11 @@ def build_upstream_session(settings: GatewaySettings) -> aiohttp.ClientSession:
 
 
 class EdgeProxy:
-    """The ASGI app for ``/api/...``; ``start`` gives it its clients in the lifespan."""
+    """The ASGI app for ``/api/...``; ``start`` gives it its clients in the lifespan.
+
+    Refusals (``TongbanError``) are answered here as problem documents, so the app needs none
+    of the framework's routing or exception layers around it (see ``ApiDispatch``).
+    """
 
     def __init__(self, table: RouteTable, settings: GatewaySettings) -> None:
         self.table = table
@@ -113,13 +120,28 @@ class EdgeProxy:
         return check
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._handle(scope, receive, send)
+        except TongbanError as exc:
+            # Raised before anything was sent: the refusal is the whole answer.
+            response = problem_response(
+                exc.status,
+                exc.title,
+                exc.detail,
+                type_slug=exc.type_slug,
+                instance=scope["path"],
+                headers=exc.headers,
+                **exc.extensions,
+            )
+            await response(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
         try:
             matched = self.table.match(method, path)
         except MethodNotAllowed as exc:
-            raise HTTPException(
-                405,
+            raise MethodNotRouted(
                 f"{method} is not routed to this service.",
                 headers={"Allow": ", ".join(exc.allowed)},
             ) from None
@@ -196,7 +218,7 @@ class EdgeProxy:
             return
         has_body = b"content-length" in request_headers or b"transfer-encoding" in request_headers
         method: str = scope["method"]
-        url = str(upstream.url_for(rest, scope.get("query_string", b"")))
+        url = upstream.forward_url(rest, scope.get("query_string", b""))
         headers = upstream_headers(scope)
         retries = 1 if method in _IDEMPOTENT and not has_body else 0
         timeout = self._timeout(route.timeout_s)
@@ -295,6 +317,24 @@ class EdgeProxy:
         await response(scope, receive, send)
 
 
+class ApiDispatch:
+    """Middleware sending ``/api/...`` straight to ``api`` and everything else on to the app.
+
+    The proxy is the hot path: behind this it skips the framework's router and exception
+    layers (``api`` brings the kit's request context and body limit of its own).
+    """
+
+    def __init__(self, app: ASGIApp, *, api: ASGIApp) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            await self.api(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 class UpstreamNotReady(Exception):
     """A service's ``/readyz`` answered something other than 200."""
 
@@ -333,17 +373,25 @@ async def _relay(
     event stream included).
     """
     complete = False
-    watcher = None if _short(response) else asyncio.ensure_future(_disconnected(receive))
+    short = _short(response)
+    watcher = None if short else asyncio.ensure_future(_disconnected(receive))
     if watcher is not None:
         watcher.add_done_callback(lambda _: response.close())
     try:
-        headers = caller_headers(response.raw_headers, upstream, _public_base(scope, upstream))
-        await send(
-            {"type": "http.response.start", "status": response.status, "headers": headers + extra}
-        )
-        async for chunk in response.content.iter_any():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send(_END)
+        headers = caller_headers(response.raw_headers, upstream, scope)
+        start = {"type": "http.response.start", "status": response.status, "headers": headers}
+        if extra:
+            headers.extend(extra)
+        if short:
+            # A small body of known length: read whole, sent in one message (the hot path).
+            body = await response.read()
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        else:
+            await send(start)
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send(_END)
         complete = True
     except (aiohttp.ClientError, TimeoutError) as exc:
         if watcher is None or not watcher.done():
@@ -380,17 +428,6 @@ async def _disconnected(receive: Receive) -> None:
     """Return when the caller has gone (whatever body is left unread is skipped)."""
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-def _public_base(scope: Scope, upstream: Upstream) -> str:
-    """The gateway's own URL for the upstream's prefix, as the caller addressed it."""
-    host = "localhost"
-    for name, value in scope["headers"]:
-        if name == b"host":
-            host = value.decode("latin-1")
-            break
-    root = scope.get("app_root_path", "")
-    return f"{scope.get('scheme', 'http')}://{host}{root}{upstream.prefix.rstrip('/')}"
 
 
 @contextlib.asynccontextmanager

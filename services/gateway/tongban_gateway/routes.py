@@ -10,7 +10,8 @@ file or URL stops the gateway at start with a message naming it, not at the firs
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import httpx
 
@@ -27,6 +28,8 @@ from tongban_gateway.settings import GatewaySettings
 
 __all__ = ["MethodNotAllowed", "Route", "RouteConfigError", "RouteTable", "Upstream"]
 
+# RFC 3986 pchar and "/": left as they are; anything else in a path segment is percent-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # Served on every service's own port for operators and scrapers; never routed from outside.
 _INTERNAL_PATHS = frozenset({"metrics"})
 
@@ -37,6 +40,10 @@ class Upstream:
 
     name: str
     base_url: httpx.URL
+    base: str = field(init=False, repr=False, compare=False)  # base URL string ending in "/"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", str(self.base_url).rstrip("/") + "/")
 
     @property
     def prefix(self) -> str:
@@ -52,6 +59,11 @@ class Upstream:
         if any(segment in (".", "..") for segment in path.split("/")):
             return False
         return path.strip("/") not in _INTERNAL_PATHS
+
+    def forward_url(self, path: str, query: bytes) -> str:
+        """``url_for`` as a string, built by concatenation: the per-request fast path."""
+        url = self.base + quote(path, safe=_PATH_SAFE)
+        return f"{url}?{query.decode('latin-1')}" if query else url
 
     def url_for(self, path: str, query: bytes = b"") -> httpx.URL:
         """The service's URL for ``path`` (what follows the prefix) and the raw query string."""
@@ -158,8 +170,8 @@ class RouteTable:
             if entry.url is not None:
                 url = _base_url(entry.url, f"upstreams[{entry.name}].url")
             elif entry.name in _URL_SETTINGS:
-                field = _URL_SETTINGS[entry.name]
-                url = _base_url(getattr(settings, field), f"{env}{field.upper()}")
+                setting = _URL_SETTINGS[entry.name]
+                url = _base_url(getattr(settings, setting), f"{env}{setting.upper()}")
             else:
                 raise RouteConfigError(f"upstream {entry.name!r} needs a url")
             upstream = Upstream(entry.name, url)
