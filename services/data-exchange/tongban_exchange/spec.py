@@ -11,4 +11,5 @@ SPEC = ServiceSpec(
     migrations="tongban_exchange:migrations",
     database="tongban_exchange",
     start_order=3,
+    commands={"audit": "tongban_exchange.log.command:main"},
 )

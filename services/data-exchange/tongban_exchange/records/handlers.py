@@ -6,15 +6,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_exchange.models import BusinessRecord
-from tongban_kit.events import CloudEvent, load_catalogue
-from tongban_kit.inbox import Subscription
+from tongban_kit.events import CloudEvent
 
 BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
 
 
 async def on_business_registered(session: AsyncSession, event: CloudEvent) -> None:
-    # Data-exchange is the border: an event that breaks its schema is dead-lettered, not kept.
-    load_catalogue().validate(event)
+    # Called by the routing consumer once the event passed the border (its schema).
     values = {
         "uscc": event.data["uscc"],
         "name": event.data["name"],
@@ -33,8 +31,5 @@ async def on_business_registered(session: AsyncSession, event: CloudEvent) -> No
     )
 
 
-SUBSCRIPTION = Subscription(
-    name="business-records",
-    topics=("registration.events",),
-    handlers={BUSINESS_REGISTERED: on_business_registered},
-)
+#: Read models kept up to date from the events routing accepts, by event type.
+READ_MODELS = {BUSINESS_REGISTERED: on_business_registered}
