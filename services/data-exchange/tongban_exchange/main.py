@@ -17,6 +17,7 @@ from tongban_exchange.delivery.endpoints import router as deliveries_router
 from tongban_exchange.grants.endpoints import router as grants_router
 from tongban_exchange.log.checkpoints import Checkpointer
 from tongban_exchange.log.endpoints import router as log_router
+from tongban_exchange.records.endpoints import datasets_router as record_datasets_router
 from tongban_exchange.records.endpoints import router as records_router
 from tongban_exchange.routing.handlers import routing_subscription
 from tongban_exchange.runtime import Exchange, ExchangeMetrics, data_cipher
@@ -61,6 +62,7 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
             grants_router,
             deliveries_router,
             records_router,
+            record_datasets_router,
             log_router,
         ],
         subscriptions=[routing_subscription(exchange)],

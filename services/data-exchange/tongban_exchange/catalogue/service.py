@@ -69,6 +69,11 @@ async def seed(session: AsyncSession) -> int:
     return len(rows)
 
 
+def validator_for(dataset: Dataset) -> Draft202012Validator:
+    """A validator of the dataset's schema (record datasets: checked when added)."""
+    return Draft202012Validator(dataset.schema)
+
+
 async def get(session: AsyncSession, name: str) -> Dataset:
     dataset = await session.get(Dataset, name)
     if dataset is None:
