@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -20,6 +21,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from tongban_kit.auth import ServiceTokens
+from tongban_kit.auth.client import load_service_key
 from tongban_kit.infra import free_port
 
 pytestmark = pytest.mark.node
@@ -231,6 +234,31 @@ def test_a_registration_reaches_every_service_and_an_acknowledgement_comes_back(
         return [a["reference"] for a in business["acknowledgements"]] == ["SZ-TAX-0001"]
 
     assert _eventually(acknowledged), "the acknowledgement never reached registration"
+
+
+def test_services_that_call_identity_get_a_service_account_and_its_token(
+    node: RunningNode,
+) -> None:
+    """`node up` enrolled registration as client `svc-registration` with a key of its own;
+    identity issues that key's holder a token with the scopes the spec names."""
+    key = load_service_key(node.state_dir / "clients" / "registration.pem")
+    tokens_url = f"{node.gateway}/api/identity/oauth/token"
+
+    async def token() -> str:
+        async with httpx.AsyncClient() as client:
+            tokens = ServiceTokens(
+                token_url=tokens_url,
+                audience=tokens_url,
+                client_id="svc-registration",
+                key=key,
+                http_client=client,
+            )
+            return await tokens.token()
+
+    claims = jwt.decode(asyncio.run(token()), options={"verify_signature": False})
+
+    assert (claims["sub"], claims["scope"]) == ("svc-registration", "identity:sign")
+    assert "registration: service account svc-registration" in node.output.read_text()
 
 
 def test_bad_input_through_the_gateway_gets_problem_json(
