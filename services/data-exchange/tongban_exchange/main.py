@@ -19,6 +19,7 @@ from tongban_exchange.log.checkpoints import Checkpointer
 from tongban_exchange.log.endpoints import router as log_router
 from tongban_exchange.records.endpoints import datasets_router as record_datasets_router
 from tongban_exchange.records.endpoints import router as records_router
+from tongban_exchange.replays.endpoints import router as replays_router
 from tongban_exchange.routing.handlers import routing_subscription
 from tongban_exchange.runtime import Exchange, ExchangeMetrics, data_cipher
 from tongban_exchange.settings import ExchangeSettings
@@ -64,6 +65,7 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
             records_router,
             record_datasets_router,
             log_router,
+            replays_router,
         ],
         subscriptions=[routing_subscription(exchange)],
         lifespan=lifespan,

@@ -90,5 +90,4 @@ class Exchange:
 
     def identity_url(self) -> str:
         """Identity's internal base URL (``NodeSettings.identity_url``)."""
-        url: str = getattr(self.settings.node, "identity_url", "http://127.0.0.1:8001")
-        return url.rstrip("/")
+        return self.settings.node.identity_url.rstrip("/")
