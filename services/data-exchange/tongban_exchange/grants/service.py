@@ -93,7 +93,7 @@ async def decide(
     if grant.status != "requested":
         raise Conflict(f"grant {grant_id} is {grant.status}, not awaiting a decision")
     grant.status = "granted" if approve else "denied"
-    grant.decided_at = func.now()  # type: ignore[assignment]
+    grant.decided_at = func.now()
     grant.decided_by = caller.department or f"operator:{caller.sub}"
     grant.decision_note = note or None
     await session.flush()
@@ -107,7 +107,7 @@ async def revoke(session: AsyncSession, *, grant_id: uuid.UUID, caller: AccessCl
     if grant.status == "revoked":
         return grant
     grant.status = "revoked"
-    grant.decided_at = func.now()  # type: ignore[assignment]
+    grant.decided_at = func.now()
     grant.decided_by = caller.department or f"operator:{caller.sub}"
     await session.execute(
         update(Delivery)
