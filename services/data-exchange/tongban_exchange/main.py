@@ -20,7 +20,8 @@ from tongban_exchange.log.endpoints import router as log_router
 from tongban_exchange.records.endpoints import datasets_router as record_datasets_router
 from tongban_exchange.records.endpoints import router as records_router
 from tongban_exchange.replays.endpoints import router as replays_router
-from tongban_exchange.routing.handlers import routing_subscription
+from tongban_exchange.routing.consumer import RoutingConsumer
+from tongban_exchange.routing.pseudonyms import IdentityPseudonyms
 from tongban_exchange.runtime import Exchange, ExchangeMetrics, data_cipher
 from tongban_exchange.settings import ExchangeSettings
 from tongban_kit.service import create_service_app
@@ -29,6 +30,7 @@ from tongban_kit.service import create_service_app
 def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
     settings = settings or ExchangeSettings()
     exchange = Exchange(settings=settings, cipher=data_cipher(settings))
+    exchange.extra["pseudonyms"] = IdentityPseudonyms(exchange)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,16 +40,19 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
         tasks: list[asyncio.Task[None]] = []
         async with httpx.AsyncClient(timeout=10.0) as http:
             exchange.http = http
+            routing = RoutingConsumer(exchange, app.state.sessionmaker)
             if settings.run_workers:
                 dispatcher = Dispatcher(exchange, app.state.sessionmaker)
                 checkpointer = Checkpointer(exchange, app.state.sessionmaker)
                 tasks = [
+                    asyncio.create_task(routing.run(), name="exchange-routing"),
                     asyncio.create_task(dispatcher.run(), name="exchange-dispatcher"),
                     asyncio.create_task(checkpointer.run(), name="exchange-checkpoints"),
                 ]
             try:
                 yield
             finally:
+                routing.stop()
                 for task in tasks:
                     task.cancel()
                 if tasks:
@@ -67,7 +72,6 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
             log_router,
             replays_router,
         ],
-        subscriptions=[routing_subscription(exchange)],
         lifespan=lifespan,
     )
     exchange.metrics = ExchangeMetrics(app.state.metrics)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_exchange.models import Checkpoint, LogEntry
@@ -22,6 +22,8 @@ from tongban_exchange.models import Checkpoint, LogEntry
 GENESIS = "0" * 64
 #: pg_advisory_xact_lock key of the chain ("tblog").
 LOG_LOCK = 0x74626C6F67
+_COLUMNS = ("seq", "at", "kind", "sender", "recipient", "dataset", "event_id")
+_COLUMNS += ("payload_sha256", "prev_hash", "hash")
 
 
 def payload_digest(payload: bytes) -> str:
@@ -50,38 +52,51 @@ def checkpoint_document(head_seq: int, head_hash: str) -> str:
     return hashlib.sha256(f"tongban-exchange-log:{head_seq}:{head_hash}".encode()).hexdigest()
 
 
-async def append(
-    session: AsyncSession,
-    *,
-    kind: str,
-    sender: str,
-    recipient: str,
-    dataset: str,
-    event_id: str,
-    payload: bytes,
-) -> LogEntry:
-    """Add a row in the caller's transaction, after the current head."""
+@dataclass(frozen=True)
+class Message:
+    """What one log row records: a delivery, publish or query of one payload."""
+
+    kind: str
+    sender: str
+    recipient: str
+    dataset: str
+    event_id: str
+    payload: bytes
+
+
+async def append(session: AsyncSession, *messages: Message) -> list[LogEntry]:
+    """Add rows in the caller's transaction, after the current head, in the given order."""
+    if not messages:
+        return []
     await session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK)))
     head = (
         await session.execute(
             select(LogEntry.seq, LogEntry.hash).order_by(LogEntry.seq.desc()).limit(1)
         )
     ).first()
-    entry = LogEntry(
-        seq=head.seq + 1 if head else 1,
-        at=datetime.now(UTC),
-        kind=kind,
-        sender=sender,
-        recipient=recipient,
-        dataset=dataset,
-        event_id=event_id,
-        payload_sha256=payload_digest(payload),
-        prev_hash=head.hash if head else GENESIS,
+    seq, previous = (head.seq, head.hash) if head else (0, GENESIS)
+    at = datetime.now(UTC)
+    entries = []
+    for message in messages:
+        seq += 1
+        entry = LogEntry(
+            seq=seq,
+            at=at,
+            kind=message.kind,
+            sender=message.sender,
+            recipient=message.recipient,
+            dataset=message.dataset,
+            event_id=message.event_id,
+            payload_sha256=payload_digest(message.payload),
+            prev_hash=previous,
+        )
+        entry.hash = previous = entry_hash(entry)
+        entries.append(entry)
+    await session.execute(
+        insert(LogEntry),
+        [{c: getattr(e, c) for c in _COLUMNS} for e in entries],
     )
-    entry.hash = entry_hash(entry)
-    session.add(entry)
-    await session.flush()
-    return entry
+    return entries
 
 
 @dataclass(frozen=True)

@@ -85,12 +85,14 @@ async def publish(
     current.published_at = datetime.now(UTC)
     await chain.append(
         session,
-        kind="publish",
-        sender=department,
-        recipient="exchange",
-        dataset=dataset.name,
-        event_id=event_id,
-        payload=_canonical(data),
+        chain.Message(
+            kind="publish",
+            sender=department,
+            recipient="exchange",
+            dataset=dataset.name,
+            event_id=event_id,
+            payload=_canonical(data),
+        ),
     )
     event = routing.envelope(
         event_id=event_id,
@@ -100,14 +102,13 @@ async def publish(
         time=current.published_at,
         data=data,
     )
-    await routing.keep(session, exchange, event)
-    grants = await routing.active_grants(session, dataset.name)
+    grants = await routing.active_grants(session, [dataset.name])
     await routing.deliver(
         session,
         exchange,
         dataset=dataset,
         event=event,
-        grants=grants,
+        grants=grants.get(dataset.name, []),
         pseudonyms=exchange.extra["pseudonyms"],
     )
     await session.flush()
@@ -147,11 +148,13 @@ async def query(
         )
     await chain.append(
         session,
-        kind="query",
-        sender=dataset.owner,
-        recipient=department,
-        dataset=dataset.name,
-        event_id=record.event_id,
-        payload=_canonical({"purpose": purpose, "key": key, "answer": data}),
+        chain.Message(
+            kind="query",
+            sender=dataset.owner,
+            recipient=department,
+            dataset=dataset.name,
+            event_id=record.event_id,
+            payload=_canonical({"purpose": purpose, "key": key, "answer": data}),
+        ),
     )
     return record, data

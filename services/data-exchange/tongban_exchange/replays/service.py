@@ -45,14 +45,15 @@ async def replay(
     if from_time is not None:
         query = query.where(DatasetEvent.time >= from_time)
     kept = (await session.scalars(query.order_by(DatasetEvent.seq).limit(MAX_EVENTS))).all()
+    plan = routing.Plan()
     for row in kept:
-        event = exchange.unseal(row.sealed, context=f"dataset_events/{row.event_id}")
-        await routing.deliver(
-            session,
+        await routing.plan_deliveries(
+            plan,
             exchange,
             dataset=dataset,
-            event=event,
+            event=exchange.unseal(row.sealed, context=routing.kept_context(row.event_id)),
             grants=[grant],
             pseudonyms=exchange.extra["pseudonyms"],
         )
+    await routing.write(session, plan)
     return grant, len(kept), kept[-1].seq if kept else None

@@ -1,13 +1,18 @@
-"""Routing: an accepted event or record goes, as a projection, to every active grant."""
+"""Routing: an accepted event or record goes, as a projection, to every active grant.
+
+``plan`` works out the deliveries and log rows of one event; ``write`` stores those of many
+events with one statement per table, so a batch of events costs a few round trips.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_exchange.log import chain
@@ -47,24 +52,87 @@ def delivery_context(grant_id: object, event_id: str) -> str:
     return f"deliveries/{grant_id}/{event_id}"
 
 
-async def active_grants(session: AsyncSession, dataset: str) -> Sequence[Grant]:
-    return (
-        await session.scalars(
-            select(Grant).where(Grant.dataset == dataset, Grant.status == "granted")
-        )
-    ).all()
+def kept_context(event_id: str) -> str:
+    return f"dataset_events/{event_id}"
 
 
-async def keep(session: AsyncSession, exchange: Exchange, event: dict[str, Any]) -> None:
-    """Store the accepted event, sealed, for replays."""
-    session.add(
-        DatasetEvent(
-            dataset=event["type"],
-            event_id=event["id"],
-            time=datetime.fromisoformat(event["time"]),
-            sealed=exchange.seal(event, context=f"dataset_events/{event['id']}"),
-        )
+async def active_grants(session: AsyncSession, datasets: Iterable[str]) -> dict[str, list[Grant]]:
+    """The granted grants of each dataset."""
+    by_dataset: dict[str, list[Grant]] = {}
+    rows = await session.scalars(
+        select(Grant).where(Grant.dataset.in_(set(datasets)), Grant.status == "granted")
     )
+    for grant in rows:
+        by_dataset.setdefault(grant.dataset, []).append(grant)
+    return by_dataset
+
+
+@dataclass
+class Plan:
+    """Rows to write for a set of events."""
+
+    kept: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    log: list[chain.Message] = field(default_factory=list)
+
+
+def keep(plan: Plan, exchange: Exchange, event: dict[str, Any]) -> None:
+    """Keep the accepted event, sealed, for replays."""
+    plan.kept.append(
+        {
+            "dataset": event["type"],
+            "event_id": event["id"],
+            "time": datetime.fromisoformat(event["time"]),
+            "sealed": exchange.seal(event, context=kept_context(event["id"])),
+        }
+    )
+
+
+async def plan_deliveries(
+    plan: Plan,
+    exchange: Exchange,
+    *,
+    dataset: Dataset,
+    event: dict[str, Any],
+    grants: Sequence[Grant],
+    pseudonyms: PseudonymSource,
+) -> None:
+    """One delivery per grant, each logged; pull deliveries are available at once."""
+    for grant in grants:
+        data = await project(
+            event["data"], grant=grant, personal=dataset.personal, pseudonyms=pseudonyms
+        )
+        projected = {**event, "data": data, "tongbangrant": str(grant.id)}
+        plan.deliveries.append(
+            {
+                "grant_id": grant.id,
+                "department": grant.department,
+                "dataset": dataset.name,
+                "event_id": event["id"],
+                "mode": grant.mode,
+                "sealed": exchange.seal(projected, context=delivery_context(grant.id, event["id"])),
+                "status": "delivered" if grant.mode == "pull" else "pending",
+            }
+        )
+        plan.log.append(
+            chain.Message(
+                kind="delivery",
+                sender=dataset.owner,
+                recipient=grant.department,
+                dataset=dataset.name,
+                event_id=event["id"],
+                payload=json.dumps(data, ensure_ascii=False, sort_keys=True).encode(),
+            )
+        )
+
+
+async def write(session: AsyncSession, plan: Plan) -> None:
+    """Store a plan: kept events, deliveries and their log rows, in the caller's transaction."""
+    if plan.kept:
+        await session.execute(insert(DatasetEvent), plan.kept)
+    if plan.deliveries:
+        await session.execute(insert(Delivery), plan.deliveries)
+    await chain.append(session, *plan.log)
 
 
 async def deliver(
@@ -75,33 +143,14 @@ async def deliver(
     event: dict[str, Any],
     grants: Sequence[Grant],
     pseudonyms: PseudonymSource,
-) -> list[Delivery]:
-    """One delivery per grant, each logged; pull deliveries are available at once."""
-    made = []
-    for grant in grants:
-        data = await project(
-            event["data"], grant=grant, personal=dataset.personal, pseudonyms=pseudonyms
-        )
-        projected = {**event, "data": data, "tongbangrant": str(grant.id)}
-        delivery = Delivery(
-            grant_id=grant.id,
-            department=grant.department,
-            dataset=dataset.name,
-            event_id=event["id"],
-            mode=grant.mode,
-            sealed=exchange.seal(projected, context=delivery_context(grant.id, event["id"])),
-            status="delivered" if grant.mode == "pull" else "pending",
-        )
-        session.add(delivery)
-        made.append(delivery)
-        await chain.append(
-            session,
-            kind="delivery",
-            sender=dataset.owner,
-            recipient=grant.department,
-            dataset=dataset.name,
-            event_id=event["id"],
-            payload=json.dumps(data, ensure_ascii=False, sort_keys=True).encode(),
-        )
-    await session.flush()
-    return made
+    kept: bool = True,
+) -> int:
+    """Route one event now (publishes and replays); returns the number of deliveries."""
+    plan = Plan()
+    if kept:
+        keep(plan, exchange, event)
+    await plan_deliveries(
+        plan, exchange, dataset=dataset, event=event, grants=grants, pseudonyms=pseudonyms
+    )
+    await write(session, plan)
+    return len(plan.deliveries)
