@@ -32,6 +32,7 @@ from tongban_kit.kafka import TopicAdmin, build_producer
 logger = logging.getLogger("tongban.exchange.dispatcher")
 
 BATCH = 500
+WEBHOOK_CONCURRENCY = 16
 LAG_EVERY_S = 5.0
 
 
@@ -55,37 +56,51 @@ class Dispatcher:
         self.producer: AIOKafkaProducer | None = None
         self.admin: TopicAdmin | None = None
         self.topics_ready: set[str] = set()
-        self.http = httpx.AsyncClient(timeout=exchange.settings.webhook_timeout_s)
+        self.http = httpx.AsyncClient(
+            timeout=exchange.settings.webhook_timeout_s,
+            limits=httpx.Limits(max_connections=WEBHOOK_CONCURRENCY),
+        )
         self._lag_at = 0.0
 
     async def run(self) -> None:
-        backoff = 0.1
+        """Kafka and webhooks in loops of their own: a slow webhook never holds a topic back."""
         try:
-            while True:
-                try:
-                    made = await self.dispatch_once()
-                    backoff = 0.1
-                    await self._maybe_measure_lag()
-                    if made < BATCH:
-                        await asyncio.sleep(self.settings.dispatch_interval_s)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    logger.warning("dispatcher interrupted, retrying in %.1fs: %s", backoff, exc)
-                    await self._reset_producer()
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+            await asyncio.gather(self._loop("kafka"), self._loop("webhook"))
         finally:
             await self._reset_producer()
             await self.http.aclose()
 
-    async def dispatch_once(self) -> int:
+    async def _loop(self, mode: str) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                made = await self.dispatch_once(mode)
+                backoff = 0.1
+                if mode == "kafka":
+                    await self._maybe_measure_lag()
+                if made < BATCH:
+                    await asyncio.sleep(self.settings.dispatch_interval_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("%s dispatch interrupted, retrying in %.1fs: %s", mode, backoff, exc)
+                if mode == "kafka":
+                    await self._reset_producer()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def dispatch_once(self, mode: str) -> int:
+        """Make the due deliveries of one mode (up to a batch); return how many were due."""
         async with self.sessionmaker() as session, session.begin():
             rows = (
                 await session.execute(
                     select(Delivery, Grant.status, Grant.webhook_url)
                     .join(Grant, Grant.id == Delivery.grant_id)
-                    .where(Delivery.status == "pending", Delivery.next_attempt_at <= func.now())
+                    .where(
+                        Delivery.status == "pending",
+                        Delivery.mode == mode,
+                        Delivery.next_attempt_at <= func.now(),
+                    )
                     .order_by(Delivery.id)
                     .limit(BATCH)
                     .with_for_update(of=Delivery, skip_locked=True)
@@ -162,7 +177,7 @@ class Dispatcher:
                 secrets[delivery.department] = await webhooks.secret_of(
                     session, department=delivery.department, cipher=self.exchange.cipher
                 )
-        semaphore = asyncio.Semaphore(32)
+        semaphore = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
 
         async def post(delivery: Delivery, url: str) -> None:
             value = self._open(delivery)

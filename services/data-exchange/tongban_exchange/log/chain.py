@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +23,8 @@ from tongban_exchange.models import Checkpoint, LogEntry
 GENESIS = "0" * 64
 #: pg_advisory_xact_lock key of the chain ("tblog").
 LOG_LOCK = 0x74626C6F67
-_COLUMNS = ("seq", "at", "kind", "sender", "recipient", "dataset", "event_id")
-_COLUMNS += ("payload_sha256", "prev_hash", "hash")
+_HASHED = ("seq", "at", "kind", "sender", "recipient", "dataset", "event_id")
+_HASHED += ("payload_sha256", "prev_hash")
 
 
 def payload_digest(payload: bytes) -> str:
@@ -31,18 +32,13 @@ def payload_digest(payload: bytes) -> str:
 
 
 def entry_hash(entry: LogEntry) -> str:
-    micros = round(entry.at.timestamp() * 1_000_000)
-    fields = [
-        entry.seq,
-        micros,
-        entry.kind,
-        entry.sender,
-        entry.recipient,
-        entry.dataset,
-        entry.event_id,
-        entry.payload_sha256,
-        entry.prev_hash,
-    ]
+    return row_hash({name: getattr(entry, name) for name in _HASHED})
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    """SHA-256 over a row's fields (time in whole microseconds) and the previous hash."""
+    fields = [row[name] for name in _HASHED]
+    fields[1] = round(row["at"].timestamp() * 1_000_000)
     canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -64,10 +60,10 @@ class Message:
     payload: bytes
 
 
-async def append(session: AsyncSession, *messages: Message) -> list[LogEntry]:
+async def append(session: AsyncSession, *messages: Message) -> int:
     """Add rows in the caller's transaction, after the current head, in the given order."""
     if not messages:
-        return []
+        return 0
     await session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK)))
     head = (
         await session.execute(
@@ -76,27 +72,24 @@ async def append(session: AsyncSession, *messages: Message) -> list[LogEntry]:
     ).first()
     seq, previous = (head.seq, head.hash) if head else (0, GENESIS)
     at = datetime.now(UTC)
-    entries = []
+    rows = []
     for message in messages:
         seq += 1
-        entry = LogEntry(
-            seq=seq,
-            at=at,
-            kind=message.kind,
-            sender=message.sender,
-            recipient=message.recipient,
-            dataset=message.dataset,
-            event_id=message.event_id,
-            payload_sha256=payload_digest(message.payload),
-            prev_hash=previous,
-        )
-        entry.hash = previous = entry_hash(entry)
-        entries.append(entry)
-    await session.execute(
-        insert(LogEntry),
-        [{c: getattr(e, c) for c in _COLUMNS} for e in entries],
-    )
-    return entries
+        row = {
+            "seq": seq,
+            "at": at,
+            "kind": message.kind,
+            "sender": message.sender,
+            "recipient": message.recipient,
+            "dataset": message.dataset,
+            "event_id": message.event_id,
+            "payload_sha256": payload_digest(message.payload),
+            "prev_hash": previous,
+        }
+        row["hash"] = previous = row_hash(row)
+        rows.append(row)
+    await session.execute(insert(LogEntry.__table__), rows)
+    return len(rows)
 
 
 @dataclass(frozen=True)

@@ -159,10 +159,10 @@ class RoutingConsumer:
             }
             grants = await service.active_grants(session, types)
             plan = service.Plan()
+            for event_type, read_model in READ_MODELS.items():
+                if event_type in types:
+                    await read_model(session, [e for e in accepted if e.type == event_type])
             for event in accepted:
-                read_model = READ_MODELS.get(event.type)
-                if read_model is not None:
-                    await read_model(session, event)
                 value = service.envelope(
                     event_id=event.id,
                     type=event.type,

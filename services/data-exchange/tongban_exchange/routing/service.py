@@ -129,9 +129,9 @@ async def plan_deliveries(
 async def write(session: AsyncSession, plan: Plan) -> None:
     """Store a plan: kept events, deliveries and their log rows, in the caller's transaction."""
     if plan.kept:
-        await session.execute(insert(DatasetEvent), plan.kept)
+        await session.execute(insert(DatasetEvent.__table__), plan.kept)
     if plan.deliveries:
-        await session.execute(insert(Delivery), plan.deliveries)
+        await session.execute(insert(Delivery.__table__), plan.deliveries)
     await chain.append(session, *plan.log)
 
 
