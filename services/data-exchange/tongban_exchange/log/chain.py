@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tongban_exchange.log import signatures
 from tongban_exchange.models import Checkpoint, LogEntry
 
 GENESIS = "0" * 64
@@ -104,6 +105,7 @@ class Report:
     checkpoints: int
     head_seq: int
     findings: list[Finding]
+    signatures_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -125,8 +127,14 @@ async def _rows(session: AsyncSession, batch: int = 5_000) -> AsyncIterator[LogE
         after = page[-1].seq
 
 
-async def verify(session: AsyncSession) -> Report:
-    """Walk the chain and the checkpoints; name every row that does not hold."""
+async def verify(
+    session: AsyncSession, document_keys: dict[str, signatures.PublicKey] | None = None
+) -> Report:
+    """Walk the chain and the checkpoints; name every row that does not hold.
+
+    With ``document_keys`` (the node's document JWK set) each checkpoint's signature is
+    checked too; without, only that checkpoints agree with the chain.
+    """
     findings: list[Finding] = []
     expected, previous, rows = 1, GENESIS, 0
     hashes: dict[int, str] = {}
@@ -154,8 +162,13 @@ async def verify(session: AsyncSession) -> Report:
                     f"row {checkpoint.head_seq} differs from signed checkpoint {checkpoint.id}",
                 )
             )
-        if checkpoint_document(checkpoint.head_seq, checkpoint.head_hash) != (
-            checkpoint.document_sha256
-        ):
+        document = checkpoint_document(checkpoint.head_seq, checkpoint.head_hash)
+        if document != checkpoint.document_sha256:
             findings.append(Finding(checkpoint.head_seq, f"checkpoint {checkpoint.id} was altered"))
-    return Report(rows, len(checkpoints), expected - 1, findings)
+        elif document_keys is not None:
+            problem = signatures.check(checkpoint.jws, document, document_keys)
+            if problem is not None:
+                findings.append(
+                    Finding(checkpoint.head_seq, f"checkpoint {checkpoint.id}: {problem}")
+                )
+    return Report(rows, len(checkpoints), expected - 1, findings, document_keys is not None)
