@@ -95,6 +95,15 @@ async def test_three_departments_receive_their_fields_with_one_event_id(
     assert RESIDENT_ID not in body.decode()
     nothing = await pull(exchange, as_department("customs"), wait=0)
     assert nothing == {"events": [], "next": 0}
+    metrics = (await exchange.get("/metrics")).text
+    for department, mode in (
+        ("tax", "kafka"),
+        ("social-security", "webhook"),
+        ("statistics", "pull"),
+    ):
+        labels = f'dataset="{event.type}",department="{department}"'
+        assert f'tongban_exchange_delivered_total{{{labels},mode="{mode}"}} 1.0' in metrics
+        assert f"tongban_exchange_delivery_latency_seconds_count{{{labels}}} 1.0" in metrics
 
 
 async def _received(receiver: WebhookReceiver) -> int:

@@ -37,6 +37,9 @@ async def test_a_receiver_that_was_down_gets_everything_once_per_id(
         lambda: _undelivered(exchange, as_department("social-security")),
         lambda rows: len(rows) == 3 and all(r["attempts"] >= 2 for r in rows),
     )
+    lag = 'tongban_exchange_lag{dataset="gov.tongban.registration.business.registered.v1",'
+    lag += 'department="social-security"} 3.0'
+    assert lag in await eventually(lambda: _metrics(exchange), lambda text: lag in text)
     await receiver.start()
     await eventually(
         lambda: _undelivered(exchange, as_department("social-security")), lambda r: not r
@@ -105,3 +108,7 @@ async def _undelivered(
 
 async def _count(receiver: WebhookReceiver) -> int:
     return len(receiver.received)
+
+
+async def _metrics(client: httpx.AsyncClient) -> str:
+    return (await client.get("/metrics")).text

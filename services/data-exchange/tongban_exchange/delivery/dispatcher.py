@@ -33,7 +33,7 @@ logger = logging.getLogger("tongban.exchange.dispatcher")
 
 BATCH = 500
 WEBHOOK_CONCURRENCY = 16
-LAG_EVERY_S = 5.0
+LAG_EVERY_S = 2.0
 
 
 def kafka_event(value: dict[str, Any]) -> CloudEvent:
