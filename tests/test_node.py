@@ -114,6 +114,7 @@ def test_the_gateway_reports_every_service_ready(node: RunningNode) -> None:
 
     assert response.status_code == 200
     assert response.json()["checks"] == {
+        "identity_keys": "ok",
         "identity": "ok",
         "registration": "ok",
         "exchange": "ok",
