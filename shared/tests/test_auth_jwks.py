@@ -97,6 +97,28 @@ async def test_a_failing_jwks_server_is_a_503(issuer: LocalIssuer, http: httpx.A
         await verify(issuer.mint(), issuer, jwks)
 
 
+async def test_a_service_starting_before_identity_is_ready_a_second_after_identity_is(
+    issuer: LocalIssuer, http: httpx.AsyncClient
+) -> None:
+    """Holding no key yet, the cache asks again within a second, not after min_refetch_s:
+    a node starting all services at once must not answer 503 for ten seconds."""
+    issuer.status = 503
+    jwks = JwksCache(issuer.jwks_url, http, min_refetch_s=60)
+    refresher = asyncio.create_task(jwks.run())
+    try:
+        await asyncio.sleep(0.2)
+        with pytest.raises(RuntimeError, match="no keys"):
+            await jwks.ready()
+        issuer.status = 200  # identity is up
+
+        await asyncio.sleep(1.5)
+
+        await jwks.ready()
+        assert (await verify(issuer.mint(), issuer, jwks)).sub == "person-7f3a"
+    finally:
+        refresher.cancel()
+
+
 async def test_held_keys_outlive_a_short_identity_outage(
     issuer: LocalIssuer, http: httpx.AsyncClient
 ) -> None:

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from tongban_kit.auth import (
     AccessClaims,
-    install_bearer_challenges,
     require,
     token_verification,
 )
@@ -49,7 +48,7 @@ async def delete_records(
 
 
 def records_app(issuer: LocalIssuer, jwks_url: str | None = None) -> FastAPI:
-    """A service wired the documented way: the key cache in its lifespan, challenges installed."""
+    """A service wired by hand: the key cache in its own lifespan."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,11 +61,14 @@ def records_app(issuer: LocalIssuer, jwks_url: str | None = None) -> FastAPI:
             yield
 
     settings = BaseServiceSettings(service_name="records", node=NodeSettings(log_format="text"))
-    app = create_base_app(
-        settings=settings, title="records", description="", routers=[router], lifespan=lifespan
+    return create_base_app(
+        settings=settings,
+        title="records",
+        description="",
+        routers=[router],
+        lifespan=lifespan,
+        verify_tokens=False,  # wired by hand above
     )
-    install_bearer_challenges(app)
-    return app
 
 
 @pytest.fixture

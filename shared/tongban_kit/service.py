@@ -12,8 +12,10 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
+import httpx
 from fastapi import APIRouter, FastAPI
 
+from tongban_kit.auth.client import ServiceTokens, load_service_key
 from tongban_kit.auth.dependencies import token_verification
 from tongban_kit.db.engine import build_engine, build_sessionmaker
 from tongban_kit.errors import install_problem_handlers
@@ -48,6 +50,9 @@ class ServiceSpec:
     start_order: int = 10
     # Operator commands the service adds to `tongban`: name -> "module:main" taking argv.
     commands: dict[str, str] = field(default_factory=dict)
+    # Scopes the service needs as an identity client (its service account); the launcher
+    # enrols it with a key of its own when not empty.
+    client_scopes: tuple[str, ...] = ()
 
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
@@ -136,6 +141,7 @@ def create_service_app(
         )
         try:
             async with (
+                _service_account(app, settings),
                 lifespan(app) if lifespan else contextlib.nullcontext(),
                 _workers(app, settings, subscriptions),
             ):
@@ -152,6 +158,26 @@ def create_service_app(
         version=version,
         verify_tokens=verify_tokens,
     )
+
+
+@contextlib.asynccontextmanager
+async def _service_account(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[None]:
+    """``app.state.service_tokens``: this service's tokens as an identity client, when its
+    settings name a client id and key (``tongban node up`` enrols it); otherwise ``None``."""
+    app.state.service_tokens = None
+    if settings.client_id is None or settings.client_key_file is None:
+        yield
+        return
+    node = settings.node
+    async with httpx.AsyncClient() as client:
+        app.state.service_tokens = ServiceTokens(
+            token_url=f"{node.identity_url}/oauth/token",
+            audience=f"{node.token_issuer}/oauth/token",
+            client_id=settings.client_id,
+            key=load_service_key(settings.client_key_file),
+            http_client=client,
+        )
+        yield
 
 
 @contextlib.asynccontextmanager

@@ -9,6 +9,7 @@ settings in ``create_app`` and tests build their own.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -81,13 +82,18 @@ class NodeSettings(BaseSettings):
         description="Audience (`aud`) of this node's access tokens; empty means "
         "`tongban:<node code>`.",
     )
+    identity_url: str = Field(
+        default="http://127.0.0.1:8001",
+        description="Identity's internal base URL, for services calling it as clients (signing "
+        "documents, pairwise look-ups) with their service-account tokens.",
+    )
     jwks_url: str = Field(
         default="http://127.0.0.1:8001/.well-known/jwks.json",
         description="Where services fetch identity's public keys (an internal URL; the node "
         "launcher points it at identity's port).",
     )
 
-    @field_validator("token_issuer", "jwks_url")
+    @field_validator("token_issuer", "jwks_url", "identity_url")
     @classmethod
     def _is_a_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
@@ -147,6 +153,16 @@ class ServiceSettings(BaseServiceSettings):
     run_workers: bool = Field(
         default=True,
         description="Run the outbox relay and event consumers inside the API process.",
+    )
+    client_id: str | None = Field(
+        default=None,
+        description="The service's own OAuth client id at identity (its service account), for "
+        "calls to other services; `tongban node up` enrols the service and sets it.",
+    )
+    client_key_file: Path | None = Field(
+        default=None,
+        description="PEM file with the service account's private key (EC P-256), whose public "
+        "half identity holds; set with `CLIENT_ID` by `tongban node up`.",
     )
 
     @field_validator("database_url")

@@ -2,20 +2,78 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
 from fastapi import FastAPI
 
 from tongban_exchange.acknowledgements.endpoints import router as acknowledgements_router
+from tongban_exchange.catalogue import service as catalogue
+from tongban_exchange.catalogue.endpoints import router as catalogue_router
+from tongban_exchange.delivery.dispatcher import Dispatcher
+from tongban_exchange.delivery.endpoints import router as deliveries_router
+from tongban_exchange.grants.endpoints import router as grants_router
+from tongban_exchange.log.checkpoints import Checkpointer
+from tongban_exchange.log.endpoints import router as log_router
+from tongban_exchange.records.endpoints import datasets_router as record_datasets_router
 from tongban_exchange.records.endpoints import router as records_router
-from tongban_exchange.records.handlers import SUBSCRIPTION
+from tongban_exchange.replays.endpoints import router as replays_router
+from tongban_exchange.routing.consumer import RoutingConsumer
+from tongban_exchange.routing.pseudonyms import IdentityPseudonyms
+from tongban_exchange.runtime import Exchange, ExchangeMetrics, data_cipher
 from tongban_exchange.settings import ExchangeSettings
 from tongban_kit.service import create_service_app
 
 
 def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
-    return create_service_app(
-        settings=settings or ExchangeSettings(),
+    settings = settings or ExchangeSettings()
+    exchange = Exchange(settings=settings, cipher=data_cipher(settings))
+    exchange.extra["pseudonyms"] = IdentityPseudonyms(exchange)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        exchange.state = app.state
+        async with app.state.sessionmaker() as session, session.begin():
+            await catalogue.seed(session)
+        tasks: list[asyncio.Task[None]] = []
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            exchange.http = http
+            routing = RoutingConsumer(exchange, app.state.sessionmaker)
+            if settings.run_workers:
+                dispatcher = Dispatcher(exchange, app.state.sessionmaker)
+                checkpointer = Checkpointer(exchange, app.state.sessionmaker)
+                tasks = [
+                    asyncio.create_task(routing.run(), name="exchange-routing"),
+                    asyncio.create_task(dispatcher.run(), name="exchange-dispatcher"),
+                    asyncio.create_task(checkpointer.run(), name="exchange-checkpoints"),
+                ]
+            try:
+                yield
+            finally:
+                routing.stop()
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    await asyncio.wait(tasks, timeout=10)
+
+    app = create_service_app(
+        settings=settings,
         title="Tongban data exchange",
         description="Catalogue, grants, delivery to departments, queries and the message log.",
-        routers=[acknowledgements_router, records_router],
-        subscriptions=[SUBSCRIPTION],
+        routers=[
+            acknowledgements_router,
+            catalogue_router,
+            grants_router,
+            deliveries_router,
+            records_router,
+            record_datasets_router,
+            log_router,
+            replays_router,
+        ],
+        lifespan=lifespan,
     )
+    exchange.metrics = ExchangeMetrics(app.state.metrics)
+    app.state.exchange = exchange
+    return app

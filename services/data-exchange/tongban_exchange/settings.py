@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from tongban_kit.crypto import FieldCipher, KeyringError
 from tongban_kit.settings import ServiceSettings
 
 
@@ -17,3 +18,51 @@ class ExchangeSettings(ServiceSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/tongban_exchange",
         description="SQLAlchemy URL of the service's own database (asyncpg driver).",
     )
+    data_keys: SecretStr | None = Field(
+        default=None,
+        description="Seals event payloads, records and webhook secrets at rest (AES-256-GCM): "
+        "`kid:base64key`, comma-separated, last one current. Required in production; in "
+        "development unset means a fixed, publicly known key.",
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="How long a webhook delivery is retried before it is dead-lettered.",
+    )
+    webhook_backoff_initial_s: float = Field(
+        default=2.0, gt=0, description="Wait before the first webhook retry; doubles each time."
+    )
+    webhook_backoff_max_s: float = Field(
+        default=900.0, gt=0, description="Longest wait between two webhook attempts."
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="Time a department's webhook has to answer."
+    )
+    dispatch_interval_s: float = Field(
+        default=0.05, gt=0, description="How often the dispatcher looks for due deliveries."
+    )
+    pull_max_wait_s: float = Field(
+        default=30.0, ge=0, description="Longest long-poll a pull request may ask for."
+    )
+    checkpoint_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=60.0,
+        description="How often the message log's head is signed by identity (at most 60 s).",
+    )
+
+    @field_validator("data_keys")
+    @classmethod
+    def _data_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                FieldCipher.from_secret(value.get_secret_value())
+            except KeyringError as exc:  # its message never quotes the setting
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _keys_in_production(self) -> ExchangeSettings:
+        if self.node.environment == "production" and self.data_keys is None:
+            raise ValueError("TONGBAN_EXCHANGE_DATA_KEYS is required in production")
+        return self

@@ -11,4 +11,7 @@ SPEC = ServiceSpec(
     migrations="tongban_exchange:migrations",
     database="tongban_exchange",
     start_order=3,
+    commands={"audit": "tongban_exchange.log.command:main"},
+    # Pairwise pseudonyms for departments; the message log's checkpoints signed.
+    client_scopes=("identity:pairwise:derive", "identity:sign"),
 )

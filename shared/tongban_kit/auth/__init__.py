@@ -2,8 +2,9 @@
 
 ``JwksCache`` holds identity's public keys by key id; ``verify_access_token`` checks a token
 against them and returns its ``AccessClaims``; ``require(*scopes, min_acr=...)`` is the FastAPI
-dependency endpoints declare; ``token_verification`` wires an app in its lifespan and
-``install_bearer_challenges`` adds the ``WWW-Authenticate`` header to refusals. The wiring is
+dependency endpoints declare; ``token_verification`` wires an app in its lifespan
+(``create_base_app`` does it for every service); refusals carry their ``WWW-Authenticate``
+challenge. ``ServiceTokens`` gets a service's own tokens (service accounts). The wiring is
 shown in ``tongban_kit.auth.dependencies``.
 """
 
@@ -12,7 +13,6 @@ from tongban_kit.auth.challenges import (
     InsufficientScope,
     InvalidToken,
     StepUpRequired,
-    install_bearer_challenges,
 )
 from tongban_kit.auth.claims import (
     ASSURANCE_LEVELS,
@@ -22,6 +22,7 @@ from tongban_kit.auth.claims import (
     Principal,
     assurance_at_least,
 )
+from tongban_kit.auth.client import ServiceTokens
 from tongban_kit.auth.dependencies import require, token_verification
 from tongban_kit.auth.jwks import JwksCache, UnknownKeyId
 from tongban_kit.auth.verify import (
@@ -42,10 +43,10 @@ __all__ = [
     "InvalidToken",
     "JwksCache",
     "Principal",
+    "ServiceTokens",
     "StepUpRequired",
     "UnknownKeyId",
     "assurance_at_least",
-    "install_bearer_challenges",
     "require",
     "token_verification",
     "verify_access_token",

@@ -7,8 +7,6 @@
     └── InsufficientScope     error="insufficient_scope", scope (RFC 6750 §3.1)
 
 Each carries ``headers``, which the kit's one problem handler sends with the problem.
-``install_bearer_challenges`` is kept for apps built before the handler passed headers; it is
-no longer needed.
 """
 
 from __future__ import annotations
@@ -16,17 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-
-from tongban_kit.errors import Forbidden, TongbanError, Unauthorized, problem_response
+from tongban_kit.errors import Forbidden, Unauthorized
 
 __all__ = [
     "BearerChallenge",
     "InsufficientScope",
     "InvalidToken",
     "StepUpRequired",
-    "install_bearer_challenges",
 ]
 
 # RFC 6750 §3: a quoted value may hold %x20-21 / %x23-5B / %x5D-7E only.
@@ -89,26 +83,3 @@ class InsufficientScope(BearerChallenge, Forbidden):
             error_description=detail,
             scope=" ".join(required_scopes),
         )
-
-
-async def _on_challenge(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, TongbanError)
-    assert isinstance(exc, BearerChallenge)
-    return problem_response(
-        exc.status,
-        exc.title,
-        exc.detail,
-        type_slug=exc.type_slug,
-        instance=request.url.path,
-        headers=exc.headers,
-        **exc.extensions,
-    )
-
-
-def install_bearer_challenges(app: FastAPI) -> None:
-    """Answer bearer-token errors with their ``WWW-Authenticate`` header (call at build time).
-
-    Starlette picks the handler of the closest class in the error's MRO, so this one wins
-    over the kit's ``TongbanError`` handler for these errors only.
-    """
-    app.add_exception_handler(BearerChallenge, _on_challenge)

@@ -1,29 +1,18 @@
 """``require(...)``: the FastAPI dependency that turns a bearer token into ``AccessClaims``.
 
-Wiring a service (three things, all in the app's own code):
+``create_base_app`` wires every service (identity, which publishes the keys, wires its own):
+in the lifespan, ``token_verification`` sets ``app.state.jwks`` (a ``JwksCache`` kept fresh by
+a background task), ``app.state.token_issuer`` and ``app.state.token_audience`` from the node
+settings. An endpoint then declares what it needs::
 
-1. build the app's key cache in the lifespan, with ``token_verification``::
+    Applicant = Annotated[
+        AccessClaims, Depends(require("registration:apply", min_acr="substantial"))
+    ]
 
-       @contextlib.asynccontextmanager
-       async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-           async with token_verification(
-               app, jwks_url=settings.jwks_url, issuer=settings.token_issuer,
-               audience=settings.token_audience,
-           ):
-               yield
+    @router.post("/v1/applications")
+    async def apply(caller: Applicant) -> ...: ...
 
-   It sets ``app.state.jwks`` (a ``JwksCache`` kept fresh by a background task),
-   ``app.state.token_issuer`` and ``app.state.token_audience``;
-2. call ``install_bearer_challenges(app)`` where the app is built, so 401/403 answers carry
-   their ``WWW-Authenticate`` header;
-3. declare what an endpoint needs::
-
-       Applicant = Annotated[
-           AccessClaims, Depends(require("registration:apply", min_acr="substantial"))
-       ]
-
-       @router.post("/v1/applications")
-       async def apply(caller: Applicant) -> ...: ...
+Refusals are ``TongbanError``s carrying their ``WWW-Authenticate`` header.
 """
 
 from __future__ import annotations

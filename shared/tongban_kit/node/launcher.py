@@ -137,6 +137,9 @@ class Node:
 
         ports = {spec.name: self._port(spec) for spec in specs}
         node_env = self._token_env(ports)
+        if "identity" in ports:
+            node_env["TONGBAN_IDENTITY_URL"] = f"http://{self.settings.host}:{ports['identity']}"
+        accounts = self._enrol_service_accounts(specs, urls)
         progress("services: starting")
         for spec in specs:
             env = dict(os.environ)
@@ -150,6 +153,10 @@ class Node:
             )
             if spec.name in urls:
                 env[f"{spec.env_prefix}DATABASE_URL"] = urls[spec.name]
+            if spec.name in accounts:
+                client_id, key_file = accounts[spec.name]
+                env[f"{spec.env_prefix}CLIENT_ID"] = client_id
+                env[f"{spec.env_prefix}CLIENT_KEY_FILE"] = str(key_file)
             # The gateway finds each service at TONGBAN_GATEWAY_<SERVICE>_URL.
             for other in specs:
                 env[f"TONGBAN_GATEWAY_{other.name.upper()}_URL"] = (
@@ -211,6 +218,40 @@ class Node:
         if self.postgres:
             self.postgres.stop()
         _say("stopped; nothing left running")
+
+    def _enrol_service_accounts(
+        self, specs: list[ServiceSpec], urls: dict[str, str]
+    ) -> dict[str, tuple[str, Path]]:
+        """Each service naming ``client_scopes`` becomes an identity client (``svc-<name>``)
+        with a key of its own, kept in the state dir; returns name -> (client id, key file).
+
+        Run on every start (``tongban departments service-account``), so a changed scope list
+        or a replaced key file takes effect at the next start.
+        """
+        wanting = [spec for spec in specs if spec.client_scopes]
+        owner = next((spec for spec in specs if "departments" in spec.commands), None)
+        if not wanting or owner is None or owner.name not in urls:
+            return {}
+        accounts = {}
+        for spec in wanting:
+            key_file = self.state / "clients" / f"{spec.name}.pem"
+            command = [
+                sys.executable,
+                *("-m", "tongban_kit.cli", "departments", "service-account"),
+                *("--service", spec.name, "--scopes", " ".join(spec.client_scopes)),
+                *("--key-file", str(key_file)),
+            ]
+            env = {**os.environ, f"{owner.env_prefix}DATABASE_URL": urls[owner.name]}
+            done = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+                command, env=env, capture_output=True, text=True, timeout=120, check=False
+            )
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"enrolling {spec.name}'s service account failed: {done.stderr.strip()}"
+                )
+            accounts[spec.name] = (done.stdout.strip(), key_file)
+            _say(f"      {spec.name}: service account {accounts[spec.name][0]}")
+        return accounts
 
     def _token_env(self, ports: dict[str, int]) -> dict[str, str]:
         """Where services find identity's keys, and the issuer its tokens name (the gateway's

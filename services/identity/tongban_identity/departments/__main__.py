@@ -3,6 +3,10 @@
     create --code tax --name 国家税务总局深圳市税务局 \\
            --scopes "exchange:subscribe exchange:query" --jwks-file tax-jwks.json
                                     prints the new client_id
+    service-account --service registration --scopes identity:sign --key-file reg.pem
+                                    enrol one of the node's own services as client
+                                    `svc-<service>` (or bring it up to date), with the P-256
+                                    key in --key-file (made if missing); prints the client_id
     list [--all]                    one line per department client
     disable CLIENT_ID
 
@@ -28,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tongban_identity.departments import service
 from tongban_identity.departments.schemas import DepartmentCreate
 from tongban_identity.settings import IdentitySettings
+from tongban_kit.auth.client import generate_service_key, load_service_key, service_key_jwks
 from tongban_kit.db import build_engine, build_sessionmaker
 from tongban_kit.errors import TongbanError
 
@@ -57,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--jwks-file", required=True, type=Path, help="JSON file with the public keys (a JWKS)"
     )
+    account = actions.add_parser(
+        "service-account", help="enrol or update a node service's own client; prints its id"
+    )
+    account.add_argument("--service", required=True, help="the service's name, e.g. registration")
+    account.add_argument("--scopes", required=True, help="space-separated scopes")
+    account.add_argument(
+        "--key-file", required=True, type=Path, help="PEM file of its P-256 key (made if missing)"
+    )
     listing = actions.add_parser("list", help="list enrolled departments")
     listing.add_argument("--all", action="store_true", help="include disabled clients")
     disable = actions.add_parser("disable", help="disable a department client")
@@ -82,6 +95,23 @@ def _enrolment(args: argparse.Namespace) -> DepartmentCreate:
         raise SystemExit(f"refused: {problems}") from None
 
 
+def _service_account(args: argparse.Namespace) -> DepartmentCreate:
+    key_file: Path = args.key_file
+    try:
+        key = load_service_key(key_file) if key_file.exists() else generate_service_key(key_file)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"cannot use {key_file}: {exc}") from None
+    try:
+        return DepartmentCreate(
+            code=f"svc-{args.service}",
+            name=f"Tongban {args.service} service",
+            scopes=args.scopes.split(),
+            jwks=service_key_jwks(key),
+        )
+    except ValidationError as exc:
+        raise SystemExit(f"refused: {exc.errors()[0]['msg']}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -95,6 +125,16 @@ def main(argv: list[str] | None = None) -> int:
                 _in_transaction(
                     url,
                     lambda s: service.create_department(s, enrolment=enrolment, node=node),
+                )
+            )
+            print(client.client_id)
+        elif args.action == "service-account":
+            enrolment = _service_account(args)
+            node = settings.node.node_code
+            client = asyncio.run(
+                _in_transaction(
+                    url,
+                    lambda s: service.ensure_service_account(s, enrolment=enrolment, node=node),
                 )
             )
             print(client.client_id)

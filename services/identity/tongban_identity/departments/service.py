@@ -34,15 +34,20 @@ def new_client_id(code: str) -> str:
 
 
 async def create_department(
-    session: AsyncSession, *, enrolment: DepartmentCreate, node: str
+    session: AsyncSession,
+    *,
+    enrolment: DepartmentCreate,
+    node: str,
+    client_id: str | None = None,
 ) -> DepartmentClient:
     """Enrol a department as a client of this node; emits ``department.created``.
 
     One enabled client per department code: a second is a ``Conflict`` until the first is
-    disabled. Its keys rotate inside its JWKS instead.
+    disabled. Its keys rotate inside its JWKS instead. ``client_id`` is drawn at random
+    unless given (service accounts have fixed ids).
     """
     client = DepartmentClient(
-        client_id=new_client_id(enrolment.code),
+        client_id=client_id or new_client_id(enrolment.code),
         code=enrolment.code,
         name=enrolment.name,
         node=node,
@@ -72,6 +77,25 @@ async def create_department(
         ),
     )
     return client
+
+
+async def ensure_service_account(
+    session: AsyncSession, *, enrolment: DepartmentCreate, node: str
+) -> DepartmentClient:
+    """The client of one of the node's own services, whose client id is its code
+    (``svc-<service>``): created if missing, its name, scopes and keys brought up to date
+    otherwise. ``tongban node up`` and the compose enrol job run this on every start, so a
+    new key or scope takes effect at the next start. A disabled account stays disabled
+    (an operator's decision): ``Conflict``."""
+    current = await repository.get(session, enrolment.code)
+    if current is None:
+        return await create_department(
+            session, enrolment=enrolment, node=node, client_id=enrolment.code
+        )
+    if current.disabled_at is not None:
+        raise Conflict(f"service account {enrolment.code!r} was disabled by an operator")
+    current.name, current.scopes, current.jwks = enrolment.name, enrolment.scopes, enrolment.jwks
+    return current
 
 
 async def list_departments(

@@ -1,0 +1,336 @@
+"""Sustained routing through data-exchange: one domain topic to three departments, mixed modes.
+
+A publisher process writes ``business.registered`` events to ``registration.events`` at a
+steady rate. Data-exchange (this process, served on a real port, consumers and dispatcher
+running) routes each one to three grants: tax by its Kafka topic, social security by a signed
+webhook to a real HTTP receiver, statistics by long-poll pull. A sink process receives all
+three and stamps each event id on arrival. Reported: sustained routing rate (events fully
+delivered to all three per second), and publish -> delivered latency per mode (p50/p95/p99).
+
+    .venv/bin/python bench/exchange_routing.py                  # ~1 min at defaults
+    .venv/bin/python bench/exchange_routing.py --rate 500 --seconds 20
+
+Targets (issue 6): >= 2,000 events/s sustained, p95 publish -> delivered <= 500 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+import uuid
+from multiprocessing.connection import Connection
+from typing import Any
+
+import httpx
+from _common import MP, Infra, infrastructure, machine_facts, percentile, print_block, quiet_logs
+from sqlalchemy.engine import make_url
+
+from tongban_exchange.catalogue.asyncapi import delivery_topic
+from tongban_exchange.main import create_app
+from tongban_exchange.settings import ExchangeSettings
+from tongban_kit.auth.testing import LocalIssuer
+from tongban_kit.db.migrations import ensure_database, upgrade
+from tongban_kit.events import CloudEvent
+from tongban_kit.settings import NodeSettings
+from tongban_kit.testing import serving_app
+
+DATASET = "gov.tongban.registration.business.registered.v1"
+MODES = ("kafka", "webhook", "pull")
+
+
+def business_registered(n: int) -> CloudEvent:
+    uscc = "91440305000000019K"
+    return CloudEvent.new(
+        DATASET,
+        source="/nodes/440300/registration",
+        subject=f"{uscc}-{n % 64}",
+        data={
+            "business_id": str(uuid.uuid4()),
+            "uscc": uscc,
+            "name": f"深圳市样本{n}科技有限公司",
+            "division_code": "440305",
+            "registered_at": "2026-11-26T10:00:00+00:00",
+            "legal_representative": {"name": "张三", "resident_id": "11010519491231002X"},
+        },
+    )
+
+
+# -- publisher process ------------------------------------------------------------------------
+
+
+def _publisher_main(
+    node_fields: dict[str, Any], rate: int, seconds: float, conn: Connection
+) -> None:
+    quiet_logs()
+    asyncio.run(_publish(NodeSettings(**node_fields), rate, seconds, conn))
+
+
+async def _publish(node: NodeSettings, rate: int, seconds: float, conn: Connection) -> None:
+    from tongban_kit.kafka import build_producer, ensure_topics
+
+    topic = node.topic("registration.events")
+    await ensure_topics(node, [topic])
+    producer = build_producer(node, client_id="bench-publisher")
+    await producer.start()
+    sent: dict[str, float] = {}
+    try:
+        total = int(rate * seconds)
+        start = time.monotonic()
+        tick = 0.01
+        n = 0
+        while n < total:
+            due = min(total, int((time.monotonic() - start) * rate) + 1)
+            batch = []
+            while n < due:
+                event = business_registered(n)
+                record = event.to_kafka()
+                batch.append(
+                    await producer.send(
+                        topic, key=record.key, value=record.value, headers=record.headers
+                    )
+                )
+                sent[event.id] = event.time.timestamp()
+                n += 1
+            await asyncio.gather(*batch)
+            await asyncio.sleep(tick)
+        conn.send((sent, time.monotonic() - start))
+    finally:
+        await producer.stop()
+
+
+# -- sink process: the three departments ------------------------------------------------------
+
+
+def _sink_main(
+    node_fields: dict[str, Any], base_url: str, pull_token: str, port: int, conn: Connection
+) -> None:
+    quiet_logs()
+    asyncio.run(_sink(NodeSettings(**node_fields), base_url, pull_token, port, conn))
+
+
+async def _sink(
+    node: NodeSettings, base_url: str, pull_token: str, port: int, conn: Connection
+) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tongban_kit.kafka import build_consumer, ensure_topics
+
+    received: dict[str, dict[str, float]] = {mode: {} for mode in MODES}
+
+    async def hook(request: Request) -> Response:
+        received["webhook"].setdefault(request.headers["webhook-id"], time.time())
+        await request.body()
+        return Response(status_code=204)
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    topic = node.topic(delivery_topic("tax"))
+    await ensure_topics(node, [topic])
+    consumer = build_consumer(node, topic, group_id=f"{node.kafka_namespace}.tax-department")
+    await consumer.start()
+
+    async def kafka() -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+            now = time.time()
+            for records in batches.values():
+                for record in records:
+                    ce_id = dict(record.headers)["ce_id"].decode()
+                    received["kafka"].setdefault(ce_id, now)
+
+    async def pull() -> None:
+        after = 0
+        headers = {"Authorization": f"Bearer {pull_token}"}
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+            while True:
+                page = (
+                    await client.get(
+                        "/v1/deliveries",
+                        params={"after": after, "wait": 5, "limit": 500},
+                        headers=headers,
+                    )
+                ).json()
+                now = time.time()
+                for event in page["events"]:
+                    received["pull"].setdefault(event["id"], now)
+                after = page["next"]
+
+    while not server.started or not consumer.assignment():
+        await consumer.getmany(timeout_ms=50)
+    tasks = [asyncio.create_task(kafka()), asyncio.create_task(pull())]
+    conn.send("ready")
+    _, expected, grace = conn.recv()
+    give_up = time.monotonic() + grace
+    last = time.monotonic()
+    while time.monotonic() < give_up and any(len(r) < expected for r in received.values()):
+        await asyncio.sleep(0.2)
+        if time.monotonic() - last > 2:
+            last = time.monotonic()
+            counts = ", ".join(f"{m} {len(r):,}" for m, r in received.items())
+            print(f"  [departments] received {counts}", flush=True)
+    conn.send(received)
+    for task in tasks:
+        task.cancel()
+    await consumer.stop()
+    server.should_exit = True
+    await serving
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+async def _exchange_database(infra: Infra) -> str:
+    url = make_url(infra.database_url)
+    name = f"{url.database}_exchange"
+    exchange_url = url.set(database=name).render_as_string(hide_password=False)
+    await ensure_database(exchange_url)
+    await asyncio.to_thread(upgrade, "tongban_exchange:migrations", exchange_url)
+    return exchange_url
+
+
+def _department_token(issuer: LocalIssuer, code: str) -> str:
+    return issuer.mint(
+        drop=("acr", "amr", "auth_time"),
+        sub=f"dept-{code}",
+        client_id=f"dept-{code}",
+        department=code,
+        department_name=code,
+        scope="exchange:subscribe",
+    )
+
+
+async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
+    from tongban_kit.infra import free_port
+
+    database = await _exchange_database(infra)
+    with LocalIssuer() as issuer:
+        node = infra.node(
+            f"bench{uuid.uuid4().hex[:8]}",
+            token_issuer=issuer.issuer,
+            token_audience=issuer.audience,
+            jwks_url=issuer.jwks_url,
+            log_level="WARNING",
+        )
+        settings = ExchangeSettings(database_url=database, node=node, database_pool_size=20)
+        hook_port = free_port()
+        async with serving_app(create_app(settings)) as base_url:
+            async with httpx.AsyncClient(base_url=base_url) as client:
+                for code, delivery in (
+                    ("tax", {"mode": "kafka"}),
+                    (
+                        "social-security",
+                        {"mode": "webhook", "url": f"http://127.0.0.1:{hook_port}/hook"},
+                    ),
+                    ("statistics", {"mode": "pull"}),
+                ):
+                    response = await client.post(
+                        "/v1/grants",
+                        json={
+                            "dataset": DATASET,
+                            "purpose": "benchmark",
+                            "legal_basis": "benchmark",
+                            "fields": ["uscc", "name", "legal_representative"],
+                            "delivery": delivery,
+                        },
+                        headers={"Authorization": f"Bearer {_department_token(issuer, code)}"},
+                    )
+                    response.raise_for_status()
+            sink_parent, sink_child = MP.Pipe()
+            sink = MP.Process(
+                target=_sink_main,
+                args=(
+                    node.model_dump(),
+                    base_url,
+                    _department_token(issuer, "statistics"),
+                    hook_port,
+                    sink_child,
+                ),
+                daemon=True,
+            )
+            sink.start()
+            while not sink_parent.poll(0.1):
+                await asyncio.sleep(0.1)
+            assert sink_parent.recv() == "ready"
+            print(f"[run] publishing {rate:,}/s for {seconds:.0f} s", flush=True)
+            pub_parent, pub_child = MP.Pipe()
+            publisher = MP.Process(
+                target=_publisher_main,
+                args=(node.model_dump(), rate, seconds, pub_child),
+                daemon=True,
+            )
+            publisher.start()
+            while not pub_parent.poll(0.1):
+                await asyncio.sleep(0.1)
+            sent, publish_s = pub_parent.recv()
+            sink_parent.send(("expect", len(sent), grace))
+            while not sink_parent.poll(0.1):
+                await asyncio.sleep(0.1)
+            received: dict[str, dict[str, float]] = sink_parent.recv()
+            sink.join(10)
+            publisher.join(10)
+
+    first = min(sent.values())
+    rows: list[tuple[str, str]] = [
+        (
+            "published",
+            f"{len(sent):,} events in {publish_s:.1f} s ({len(sent) / publish_s:,.0f}/s offered)",
+        )
+    ]
+    ok = True
+    complete = [i for i in sent if all(i in received[m] for m in MODES)]
+    if complete:
+        last = max(max(received[m][i] for m in MODES) for i in complete)
+        rate_done = len(complete) / (last - first)
+        rows.append(
+            (
+                "routed to all three",
+                f"{len(complete):,} events, {rate_done:,.0f} events/s sustained",
+            )
+        )
+        ok &= rate_done >= 2000 and len(complete) == len(sent)
+    for mode in MODES:
+        latencies = sorted(received[mode][i] - sent[i] for i in sent if i in received[mode])
+        lost = len(sent) - len(latencies)
+        p50, p95, p99 = (percentile(latencies, q) * 1000 for q in (50, 95, 99))
+        rows.append(
+            (
+                f"{mode} latency",
+                f"p50 {p50:,.0f} ms, p95 {p95:,.0f} ms, p99 {p99:,.0f} ms; missing {lost:,}",
+            )
+        )
+        ok &= p95 <= 500 and lost == 0
+    rows.append(("targets", "met" if ok else "NOT met (>= 2,000 events/s, p95 <= 500 ms)"))
+    print_block("data-exchange routing: registration.events -> kafka + webhook + pull", rows)
+    print_block("machine", machine_facts(infra))
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=int, default=2000, help="events/s offered")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--grace", type=float, default=60.0, help="wait for stragglers")
+    parser.add_argument("--database-url")
+    parser.add_argument("--bootstrap-servers")
+    args = parser.parse_args()
+    quiet_logs()
+    with infrastructure(args.database_url, args.bootstrap_servers) as infra:
+        return asyncio.run(run(infra, args.rate, args.seconds, args.grace))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Projections: only the granted fields; personal identifiers become the department's pairwise
+pseudonym unless the grant allows them. The pseudonym source here stands in for identity's
+`POST /v1/pairwise/subjects` (the routing code reaches it through the same interface)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from tongban_exchange.models import Grant
+from tongban_exchange.routing.projection import project
+
+DATA = {
+    "uscc": "91440305000000019K",
+    "name": "深圳市腾飞科技有限公司",
+    "legal_representative": {"name": "张三", "resident_id": "11010519491231002X"},
+}
+PERSONAL = ["/legal_representative/resident_id"]
+
+
+class Pairwise:
+    """Per-department pseudonyms, as identity derives them (keyed by department)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    async def pseudonym(self, department: str, resident_id: str) -> str | None:
+        self.asked.append((department, resident_id))
+        return hashlib.sha256(f"{department}|{resident_id}".encode()).hexdigest()[:32]
+
+
+def _grant(department: str, fields: list[str], *, personal: bool = False) -> Grant:
+    return Grant(department=department, fields=fields, personal_allowed=personal)
+
+
+async def test_each_department_sees_its_own_pseudonym() -> None:
+    pairwise = Pairwise()
+
+    tax = await project(
+        DATA, grant=_grant("tax", ["legal_representative"]), personal=PERSONAL, pseudonyms=pairwise
+    )
+    social = await project(
+        DATA,
+        grant=_grant("social-security", ["legal_representative"]),
+        personal=PERSONAL,
+        pseudonyms=pairwise,
+    )
+
+    tax_id = tax["legal_representative"]["resident_id"]
+    social_id = social["legal_representative"]["resident_id"]
+    assert tax_id != social_id
+    assert "11010519491231002X" not in (tax_id, social_id)
+    assert tax["legal_representative"]["name"] == "张三"
+    assert DATA["legal_representative"]["resident_id"] == "11010519491231002X"  # not mutated
+
+
+async def test_a_grant_that_allows_personal_data_and_one_without_the_field() -> None:
+    pairwise = Pairwise()
+
+    allowed = await project(
+        DATA,
+        grant=_grant("police", ["legal_representative"], personal=True),
+        personal=PERSONAL,
+        pseudonyms=pairwise,
+    )
+    narrow = await project(
+        DATA, grant=_grant("statistics", ["uscc"]), personal=PERSONAL, pseudonyms=pairwise
+    )
+
+    assert allowed["legal_representative"]["resident_id"] == "11010519491231002X"
+    assert narrow == {"uscc": "91440305000000019K"}
+    assert pairwise.asked == []  # nobody asked identity for what is not sent

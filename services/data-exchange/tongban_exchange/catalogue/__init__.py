@@ -1,0 +1,1 @@
+"""The catalogue: every dataset (event type or record dataset), its owner, schema and sharing."""

@@ -1,0 +1,1 @@
+"""Delivery to departments: Kafka topic, signed webhook, pull."""

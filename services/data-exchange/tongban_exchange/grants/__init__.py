@@ -1,0 +1,1 @@
+"""Grants: which department receives which fields of which dataset, how, and why."""

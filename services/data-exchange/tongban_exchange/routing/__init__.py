@@ -1,0 +1,1 @@
+"""Routing: each accepted event becomes a projection per active grant."""

@@ -1,0 +1,237 @@
+"""The routing consumer: every domain topic, every event type, in batches.
+
+It keeps the kit's inbox contract (``tongban_kit.inbox``: each event applied once, its effect
+committed with its id; a bad event dead-lettered with the reason, never blocking the partition)
+but applies a whole fetched batch in one transaction, with one statement per table: routing
+is the platform's hot path, and one transaction per event spends its time waiting on commits.
+If a batch fails for a reason that is not an outage, its events are applied one at a time so
+that only the bad one is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tongban_exchange.models import Dataset
+from tongban_exchange.records.handlers import READ_MODELS
+from tongban_exchange.routing import service
+from tongban_exchange.runtime import Exchange
+from tongban_kit.events import CloudEvent, InvalidEventData, load_catalogue
+from tongban_kit.events.envelope import InvalidEvent
+from tongban_kit.kafka import build_consumer, ensure_topics
+from tongban_kit.outbox import dead_letters, inbox
+
+logger = logging.getLogger("tongban.exchange.routing")
+
+#: The inbox and dead-letter name of this consumer, and (namespaced) its consumer group.
+CONSUMER = "exchange.routing"
+MAX_BATCH = 500
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An outage (database, broker, identity), not the event's fault: retry the batch later.
+    The same rule as the kit's inbox."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | ConnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def routed_topics() -> tuple[str, ...]:
+    """Every topic the catalogue's event types travel on."""
+    return tuple(sorted({info.topic for info in load_catalogue().types.values()}))
+
+
+@dataclass
+class _Item:
+    record: ConsumerRecord[Any, Any]
+    event: CloudEvent | None
+    problem: str | None = None
+
+
+class RoutingConsumer:
+    def __init__(self, exchange: Exchange, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        node = exchange.settings.node
+        self.exchange = exchange
+        self.sessionmaker = sessionmaker
+        self.topics = [node.topic(t) for t in routed_topics()]
+        self.group_id = node.topic(CONSUMER)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        node = self.exchange.settings.node
+        backoff = 0.1
+        while not self._stopping.is_set():
+            consumer = None
+            try:
+                await ensure_topics(node, self.topics)
+                consumer = build_consumer(node, *self.topics, group_id=self.group_id)
+                await consumer.start()
+                backoff = 0.1
+                while not self._stopping.is_set():
+                    batches = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
+                    records = [r for partition in batches.values() for r in partition]
+                    if records:
+                        await self.handle(records)
+                        await asyncio.wait_for(consumer.commit(), 10.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("routing interrupted, restarting in %.1fs: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                if consumer is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(consumer.stop(), 5.0)
+
+    async def handle(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Apply a batch; on a failure that is not an outage, one event at a time."""
+        items = [self._parse(record) for record in records]
+        try:
+            await self._apply(items)
+        except Exception as exc:
+            if is_transient(exc) or len(items) == 1:
+                raise
+            logger.warning("batch of %d failed (%s): applying one at a time", len(items), exc)
+            for item in items:
+                try:
+                    await self._apply([item])
+                except Exception as single:
+                    if is_transient(single):
+                        raise
+                    logger.exception(
+                        "event at %s@%d not applied", item.record.topic, item.record.offset
+                    )
+                    item.problem = f"{type(single).__name__}: {single}"
+                    await self._apply([item])
+
+    def _parse(self, record: ConsumerRecord[Any, Any]) -> _Item:
+        try:
+            return _Item(record, CloudEvent.from_kafka(record.key, record.value, record.headers))
+        except InvalidEvent as exc:
+            return _Item(record, None, f"invalid event: {exc}")
+
+    async def _apply(self, items: Sequence[_Item]) -> None:
+        exchange, metrics = self.exchange, self.exchange.metrics
+        pulled: list[dict[str, Any]] = []
+        async with self.sessionmaker() as session, session.begin():
+            claimed = await self._claim(session, [i.event for i in items if i.event is not None])
+            accepted: list[CloudEvent] = []
+            for item in items:
+                event = item.event
+                if event is not None and event.id not in claimed:
+                    continue  # applied before, or twice in this batch
+                if event is not None:
+                    claimed.discard(event.id)
+                if item.problem is None and event is not None:
+                    try:
+                        load_catalogue().validate(event)
+                    except InvalidEventData as exc:
+                        item.problem = f"InvalidEventData: {exc}"
+                if item.problem is not None:
+                    if event is not None:
+                        metrics.dead_lettered.labels(event.type, "-").inc()
+                    await self._dead_letter(session, item)
+                    continue
+                assert event is not None
+                accepted.append(event)
+            if not accepted:
+                return
+            types = {event.type for event in accepted}
+            datasets = {
+                d.name: d
+                for d in await session.scalars(select(Dataset).where(Dataset.name.in_(types)))
+            }
+            grants = await service.active_grants(session, types)
+            plan = service.Plan()
+            for event_type, read_model in READ_MODELS.items():
+                if event_type in types:
+                    await read_model(session, [e for e in accepted if e.type == event_type])
+            for event in accepted:
+                value = service.envelope(
+                    event_id=event.id,
+                    type=event.type,
+                    source=event.source,
+                    subject=event.subject,
+                    time=event.time,
+                    data=event.data,
+                    traceparent=event.traceparent,
+                )
+                service.keep(plan, exchange, value)
+                await service.plan_deliveries(
+                    plan,
+                    exchange,
+                    dataset=datasets[event.type],
+                    event=value,
+                    grants=grants.get(event.type, []),
+                    pseudonyms=exchange.extra["pseudonyms"],
+                )
+            await service.write(session, plan)
+            pulled = [d for d in plan.deliveries if d["mode"] == "pull"]
+        now = datetime.now(UTC)
+        times = {event.id: event.time for event in accepted}
+        for delivery in pulled:
+            labels = (delivery["dataset"], delivery["department"])
+            metrics.delivered.labels(*labels, "pull").inc()
+            latency = (now - times[delivery["event_id"]]).total_seconds()
+            metrics.latency.labels(*labels).observe(max(latency, 0.0))
+
+    async def _claim(self, session: AsyncSession, events: Sequence[CloudEvent]) -> set[str]:
+        """Record the events' ids in the inbox; return those that were new."""
+        unique = {event.id: event for event in events}
+        if not unique:
+            return set()
+        rows = await session.execute(
+            pg_insert(inbox)
+            .values(
+                [
+                    {"consumer": CONSUMER, "event_id": e.id, "event_type": e.type}
+                    for e in unique.values()
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        )
+        return {row.event_id for row in rows}
+
+    async def _dead_letter(self, session: AsyncSession, item: _Item) -> None:
+        record, event = item.record, item.event
+        headers = {name: value.decode(errors="replace") for name, value in record.headers}
+        await session.execute(
+            pg_insert(dead_letters)
+            .values(
+                consumer=CONSUMER,
+                event_id=event.id if event else headers.get("ce_id"),
+                event_type=event.type if event else headers.get("ce_type"),
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                headers=headers,
+                payload=record.value,
+                reason=str(item.problem)[:2000],
+            )
+            .on_conflict_do_nothing()
+        )
+        logger.warning(
+            "dead-lettered %s/%d@%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            item.problem,
+        )
