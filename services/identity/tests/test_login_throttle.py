@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tongban_identity.sessions import throttle
 from tongban_identity.sessions.testing import SignInDriver, resident_id, running_identity
 from tongban_kit.settings import NodeSettings
 
@@ -138,3 +140,21 @@ async def test_a_burst_of_parallel_guesses_meets_the_back_off_too(
     # (under heavy load a racing attempt may be throttled early: fewer, never more).
     assert set(statuses) <= {401, 429}, statuses
     assert 1 <= statuses.count(401) <= 3, statuses
+
+
+async def test_attempts_taking_the_lock_out_of_order_are_not_refused_without_failures(
+    identity: SignInDriver,
+) -> None:
+    """Two logins from one address (say, behind the gateway): the one that began first takes
+    the throttle lock second. With no back-off due, it must not be told it came too early."""
+    backoff = throttle.Backoff(20, 1.0, 900.0)
+    keys = {throttle.address_key("10.0.0.1"): backoff}
+    began_first = datetime.now(UTC)
+    began_second = began_first + timedelta(milliseconds=50)
+
+    async with identity.app.state.sessionmaker() as session, session.begin():
+        second = await throttle.reserve(session, keys, now=began_second)
+    async with identity.app.state.sessionmaker() as session, session.begin():
+        first = await throttle.reserve(session, keys, now=began_first)
+
+    assert (second, first) == (None, None)

@@ -103,16 +103,13 @@ async def consume(
     session: AsyncSession, authenticated: AuthenticatedClient, *, now: datetime
 ) -> None:
     """Record the assertion as used, or refuse it if it was used before."""
-    client_id = authenticated.client.client_id
-    await repository.forget_expired_assertions(
-        session, client_id=client_id, before=now - CLOCK_SKEW
-    )
     try:
         await repository.record_assertion(
             session,
-            client_id=client_id,
+            client_id=authenticated.client.client_id,
             jti=authenticated.jti,
             expires_at=authenticated.assertion_expires_at + CLOCK_SKEW,
+            forget_before=now - CLOCK_SKEW,
         )
     except repository.AssertionReplayed:
         raise InvalidClient("this client_assertion (jti) has been used already") from None

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,29 +64,34 @@ async def code_known(session: AsyncSession, code: str) -> bool:
 
 
 async def record_assertion(
-    session: AsyncSession, *, client_id: str, jti: str, expires_at: datetime
+    session: AsyncSession,
+    *,
+    client_id: str,
+    jti: str,
+    expires_at: datetime,
+    forget_before: datetime,
 ) -> None:
-    """Remember a used assertion; the primary key (client_id, jti) refuses it a second time,
-    also when two requests race with the same assertion."""
-    try:
-        async with session.begin_nested():
-            await session.execute(
-                insert(ClientAssertionJti).values(
-                    client_id=client_id, jti=jti, expires_at=expires_at
-                )
-            )
-    except IntegrityError as exc:
-        if "pk_client_assertion_jtis" in str(exc.orig):
-            raise AssertionReplayed from exc
-        raise
+    """Remember a used assertion, and forget this client's used ones that expired before
+    ``forget_before`` (they could no longer be accepted anyway), in one statement.
 
-
-async def forget_expired_assertions(
-    session: AsyncSession, *, client_id: str, before: datetime
-) -> None:
-    """Drop this client's used assertions that could no longer be accepted anyway."""
-    await session.execute(
-        delete(ClientAssertionJti).where(
-            ClientAssertionJti.client_id == client_id, ClientAssertionJti.expires_at < before
+    The primary key (client_id, jti) refuses an assertion a second time, also when two
+    requests race with it: the later insert waits for the earlier transaction and then does
+    nothing, so it returns no row and raises ``AssertionReplayed``.
+    """
+    forgotten = (
+        delete(ClientAssertionJti)
+        .where(
+            ClientAssertionJti.client_id == client_id,
+            ClientAssertionJti.expires_at < forget_before,
         )
+        .cte("forgotten")
     )
+    recorded = await session.execute(
+        insert(ClientAssertionJti)
+        .values(client_id=client_id, jti=jti, expires_at=expires_at)
+        .on_conflict_do_nothing(index_elements=["client_id", "jti"])
+        .returning(ClientAssertionJti.jti)
+        .add_cte(forgotten)
+    )
+    if recorded.first() is None:
+        raise AssertionReplayed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -20,18 +20,23 @@ from tongban_identity.sessions.models import (
 
 # --- throttle -------------------------------------------------------------------------------
 
+#: ``next_allowed_at`` of a key that never backed off.
+NEVER = datetime(2000, 1, 1, tzinfo=UTC)
+
 
 async def lock_throttles(
     session: AsyncSession, keys: Sequence[str], *, now: datetime
 ) -> list[LoginThrottle]:
     """The throttle rows of ``keys``, created if missing, locked until the transaction ends.
 
-    Locked in key order, so two attempts sharing keys cannot deadlock.
+    Locked in key order, so two attempts sharing keys cannot deadlock. A new row has never
+    backed off (``next_allowed_at`` in the distant past, not ``now``: an attempt that began
+    earlier may come next).
     """
     ordered = sorted(set(keys))
     await session.execute(
         insert(LoginThrottle)
-        .values([{"key": k, "next_allowed_at": now, "updated_at": now} for k in ordered])
+        .values([{"key": k, "next_allowed_at": NEVER, "updated_at": now} for k in ordered])
         .on_conflict_do_nothing(index_elements=["key"])
     )
     rows = await session.scalars(
@@ -55,10 +60,15 @@ async def set_throttle(
 
 
 async def clear_throttle(session: AsyncSession, key: str, *, now: datetime) -> None:
+    """No failures, no back-off (lifted, never moved forward: see ``throttle.reserve``)."""
     await session.execute(
         update(LoginThrottle)
         .where(LoginThrottle.key == key)
-        .values(failures=0, next_allowed_at=now, updated_at=now)
+        .values(
+            failures=0,
+            next_allowed_at=func.least(LoginThrottle.next_allowed_at, now),
+            updated_at=now,
+        )
     )
 
 

@@ -66,12 +66,13 @@ async def reserve(
         return Refused(retry_after_s=max(1, math.ceil(wait)))
     for row in rows:
         failures = 1 if now - row.updated_at > FORGET_AFTER else row.failures + 1
+        delay = keys[row.key].delay(failures)
+        # Without a delay the back-off never moves forward: ``now`` is when this request
+        # began, and a request that began earlier may take the lock after this one; set to
+        # this ``now``, it would find itself "too early" and get a spurious 429.
+        next_allowed_at = now + timedelta(seconds=delay) if delay else min(row.next_allowed_at, now)
         await repository.set_throttle(
-            session,
-            row.key,
-            failures=failures,
-            next_allowed_at=now + timedelta(seconds=keys[row.key].delay(failures)),
-            now=now,
+            session, row.key, failures=failures, next_allowed_at=next_allowed_at, now=now
         )
     return None
 
