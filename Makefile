@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format typecheck bench-outbox bench clean
+.PHONY: install run test lint format typecheck bench-outbox bench fuzz clean
 
 $(UV):
 	@echo "==> bootstrapping uv into $(TOOLS)/"
@@ -35,6 +35,11 @@ typecheck: install
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The long fuzzing run: about 1,000 generated requests per service, direct and through the
+# gateway (make test runs a few per operation).
+fuzz: install
+	TONGBAN_FUZZ_EXAMPLES=$${TONGBAN_FUZZ_EXAMPLES:-100} $(BIN)/pytest tests/test_fuzz.py -s
 
 format: install
 	$(BIN)/ruff format .

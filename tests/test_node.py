@@ -24,6 +24,7 @@ from jwt.algorithms import ECAlgorithm
 from tongban_kit.auth import ServiceTokens
 from tongban_kit.auth.client import load_service_key
 from tongban_kit.infra import free_port
+from tongban_registration.testing import application
 
 pytestmark = pytest.mark.node
 
@@ -113,36 +114,36 @@ def test_the_gateway_reports_every_service_ready(node: RunningNode) -> None:
 
     assert response.status_code == 200
     assert response.json()["checks"] == {
+        "identity_keys": "ok",
         "identity": "ok",
         "registration": "ok",
         "exchange": "ok",
     }
 
 
-def _person_token(api: httpx.Client) -> str:
-    """Sign up and sign in a person through the gateway; their access token."""
-    person = {
-        "resident_id": "11010519491231002X",
-        "name": "张三",
-        "phone": "13800138000",
-        "password": "correct horse battery staple",
-    }
-    signed_up = api.post("/identity/v1/persons", json=person)
-    assert signed_up.status_code == 201, signed_up.text
+PERSON = {
+    "resident_id": "11010519491231002X",
+    "name": "张三",
+    "phone": "13800138000",
+    "password": "correct horse battery staple",
+}
+
+
+def _login(api: httpx.Client) -> str:
     login = api.post(
         "/identity/v1/login",
-        json={"resident_id": person["resident_id"], "password": person["password"]},
+        json={"resident_id": PERSON["resident_id"], "password": PERSON["password"]},
     )
     assert login.status_code == 200, login.text
     return str(login.json()["access_token"])
 
 
-def _department_token(api: httpx.Client, node: RunningNode) -> str:
-    """Enrol the tax department with the `tongban departments` command, as an operator does,
-    and get its token with private_key_jwt (RFC 7523)."""
+def _department_token(api: httpx.Client, node: RunningNode, code: str, scopes: str) -> str:
+    """Enrol a department with the `tongban departments` command, as an operator does, and get
+    its token with private_key_jwt (RFC 7523)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "tax-1", "use": "sig"}
-    jwks_file = node.state_dir / "tax-jwks.json"
+    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": f"{code}-1", "use": "sig"}
+    jwks_file = node.state_dir / f"{code}-jwks.json"
     jwks_file.write_text(json.dumps({"keys": [jwk]}))
     env = {
         **node.env,
@@ -152,8 +153,8 @@ def _department_token(api: httpx.Client, node: RunningNode) -> str:
     enrolled = subprocess.run(
         [
             *(sys.executable, "-m", "tongban_kit.cli", "departments", "create"),
-            *("--code", "tax", "--name", "国家税务总局深圳市税务局"),
-            *("--scopes", "exchange:acknowledge", "--jwks-file", str(jwks_file)),
+            *("--code", code, "--name", f"{code} department"),
+            *("--scopes", scopes, "--jwks-file", str(jwks_file)),
         ],
         env=env,
         capture_output=True,
@@ -170,7 +171,7 @@ def _department_token(api: httpx.Client, node: RunningNode) -> str:
         | {"jti": uuid.uuid4().hex},
         key,
         algorithm="ES256",
-        headers={"kid": "tax-1"},
+        headers={"kid": f"{code}-1"},
     )
     issued = api.post(
         "/identity/oauth/token",
@@ -186,39 +187,75 @@ def _department_token(api: httpx.Client, node: RunningNode) -> str:
 
 @pytest.fixture(scope="module")
 def person(node: RunningNode) -> dict[str, str]:
-    """Headers of a signed-in person."""
+    """Headers of a person who signed up and signed in (level `low`)."""
     api = httpx.Client(base_url=f"{node.gateway}/api", timeout=10)
-    return {"Authorization": f"Bearer {_person_token(api)}"}
+    signed_up = api.post("/identity/v1/persons", json=PERSON)
+    assert signed_up.status_code == 201, signed_up.text
+    return {"Authorization": f"Bearer {_login(api)}", "X-Person-Id": signed_up.json()["id"]}
 
 
-def test_a_registration_reaches_every_service_and_an_acknowledgement_comes_back(
+def test_an_application_becomes_a_business_every_service_and_department_learns_of(
     node: RunningNode, person: dict[str, str]
 ) -> None:
     api = httpx.Client(base_url=f"{node.gateway}/api", timeout=10)
+    low = {"Authorization": person["Authorization"]}
+    # Market regulation: confirms persons against the household register and reviews.
+    samr = {
+        "Authorization": "Bearer "
+        + _department_token(api, node, "samr", "identity:assurance registration:review")
+    }
     trace_id = "0af7651916cd43dd8448eb211c80319c"
-    created = api.post(
-        "/registration/v1/businesses",
-        json={"name": "深圳市通办测试科技有限公司", "division_code": "440305"},
-        headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01", **person},
+    draft = api.post(
+        "/registration/v1/applications",
+        json=application(name="深圳市通办测试科技有限公司"),
+        headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01", **low},
     )
-    assert created.status_code == 201, created.text
-    assert created.headers["traceparent"].split("-")[1] == trace_id
-    uscc = created.json()["uscc"]
+    assert draft.status_code == 201, draft.text
+    assert draft.headers["traceparent"].split("-")[1] == trace_id
+    application_id = draft.json()["id"]
+    at_low = api.post(f"/registration/v1/applications/{application_id}/submit", headers=low)
+    assert at_low.status_code == 401, at_low.text  # step up first
+
+    raised = api.post(
+        f"/identity/v1/persons/{person['X-Person-Id']}/assurance/substantial",
+        json={"source": "household-register"},
+        headers=samr,
+    )
+    assert raised.status_code == 200, raised.text
+    substantial = {"Authorization": f"Bearer {_login(api)}"}
+    submitted = api.post(
+        f"/registration/v1/applications/{application_id}/submit", headers=substantial
+    )
+    assert submitted.status_code == 200, submitted.text
+    claimed = api.post(f"/registration/v1/review/applications/{application_id}/claim", headers=samr)
+    assert claimed.status_code == 200, claimed.text
+    approved = api.post(
+        f"/registration/v1/review/applications/{application_id}/decision",
+        json={"decision": "approve"},
+        headers={"Idempotency-Key": "approve-1", **samr},
+    )
+    assert approved.status_code == 200, approved.text
+    uscc = approved.json()["uscc"]
 
     legal = _eventually(lambda: api.get(f"/identity/v1/legal-persons/{uscc}").status_code == 200)
     record = _eventually(
-        lambda: (
-            api.get(f"/exchange/v1/records/businesses/{uscc}", headers=person).status_code == 200
-        )
+        lambda: api.get(f"/exchange/v1/records/businesses/{uscc}", headers=low).status_code == 200
     )
     assert legal, "identity never saw the business"
     assert record, "data-exchange never saw the business"
 
-    tax = {"Authorization": f"Bearer {_department_token(api, node)}"}
+    licence = api.get(f"/registration/v1/businesses/{uscc}/licence")
+    assert licence.status_code == 200, licence.text  # signed by identity for svc-registration
+    verified = api.get(
+        "/registration/v1/licences/verify", params={"payload": licence.json()["qr_payload"]}
+    )
+    assert (verified.json()["valid"], verified.json()["status"]) == (True, "active")
+
+    tax = {"Authorization": "Bearer " + _department_token(api, node, "tax", "exchange:acknowledge")}
     by_the_person = api.post(
         "/exchange/v1/acknowledgements",
         json={"uscc": uscc, "reference": "SZ-TAX-0000"},
-        headers=person,
+        headers=low,
     )
     ack = api.post(
         "/exchange/v1/acknowledgements",
@@ -230,10 +267,10 @@ def test_a_registration_reaches_every_service_and_an_acknowledgement_comes_back(
     assert ack.json()["department"] == "tax"
 
     def acknowledged() -> bool:
-        business = api.get(f"/registration/v1/businesses/{uscc}").json()
-        return [a["reference"] for a in business["acknowledgements"]] == ["SZ-TAX-0001"]
+        mine = api.get(f"/registration/v1/applications/{application_id}", headers=substantial)
+        return [a["reference"] for a in mine.json()["acknowledgements"]] == ["SZ-TAX-0001"]
 
-    assert _eventually(acknowledged), "the acknowledgement never reached registration"
+    assert _eventually(acknowledged), "the acknowledgement never reached the applicant"
 
 
 def test_services_that_call_identity_get_a_service_account_and_its_token(
@@ -257,15 +294,16 @@ def test_services_that_call_identity_get_a_service_account_and_its_token(
 
     claims = jwt.decode(asyncio.run(token()), options={"verify_signature": False})
 
-    assert (claims["sub"], claims["scope"]) == ("svc-registration", "identity:sign")
+    assert claims["sub"] == "svc-registration"
+    assert set(claims["scope"].split()) == {"identity:sign", "identity:verify"}
     assert "registration: service account svc-registration" in node.output.read_text()
 
 
 def test_bad_input_through_the_gateway_gets_problem_json(
     node: RunningNode, person: dict[str, str]
 ) -> None:
-    url = f"{node.gateway}/api/registration/v1/businesses"
-    headers = {"content-type": "application/json", **person}
+    url = f"{node.gateway}/api/registration/v1/applications"
+    headers = {"content-type": "application/json", "Authorization": person["Authorization"]}
 
     malformed = httpx.post(url, content=b'{"name": ', headers=headers)
     huge = httpx.post(url, content=b"x" * (10 * 1024 * 1024), headers=headers)

@@ -18,6 +18,7 @@ def _business(**data: object) -> CloudEvent:
         "name": "深圳市腾飞科技有限公司",
         "division_code": "440305",
         "registered_at": "2026-11-26T10:00:00+00:00",
+        "legal_representative": {"name": "张三", "resident_id": "11010519491231002X"},
     }
     payload.update(data)
     return CloudEvent.new(

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,6 +31,7 @@ from starlette.routing import Route
 
 from tongban_gateway.main import create_app
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.settings import NodeSettings
 
 CHUNK = 64 * 1024
@@ -93,6 +98,14 @@ def stand_in_app(state: StandIn) -> Starlette:
 
         return StreamingResponse(body(), media_type="text/plain")
 
+    async def events(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"event: first\ndata: 1\n\n"
+            opened = await anyio.to_thread.run_sync(state.gate.wait, 10)
+            yield b"event: second\ndata: 2\n\n" if opened else b"event: timeout\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
     async def endless(request: Request) -> Response:
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -125,6 +138,7 @@ def stand_in_app(state: StandIn) -> Starlette:
             Route("/megabytes/{count:int}", megabytes),
             Route("/gated", gated),
             Route("/endless", endless),
+            Route("/events", events),
             Route("/slow", slow),
             Route("/redirect", redirect),
             Route("/cookies", cookies),
@@ -135,12 +149,18 @@ def stand_in_app(state: StandIn) -> Starlette:
 
 @contextlib.contextmanager
 def serve(
-    app: Any, *, lifespan: Literal["on", "off"] = "off", server_header: bool = True
+    app: Any,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    server_header: bool = True,
+    sock: socket.socket | None = None,
 ) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    """Serve an ASGI app with uvicorn in a thread on ``sock`` (bound, not yet listening) or a
+    free 127.0.0.1 port; yield its URL."""
+    if sock is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
@@ -196,20 +216,53 @@ def dead_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def gateway_settings(stand_ins: dict[str, StandIn], **overrides: Any) -> GatewaySettings:
-    """Settings routing to the stand-ins; keyword arguments override any field."""
+def trusting(issuer: LocalIssuer, **fields: Any) -> NodeSettings:
+    """Node settings whose token checks trust ``issuer``; keyword arguments override fields."""
+    values: dict[str, Any] = {
+        "token_issuer": issuer.issuer,
+        "token_audience": issuer.audience,
+        "jwks_url": issuer.jwks_url,
+        "log_format": "text",
+    }
+    values.update(fields)
+    return NodeSettings(**values)
+
+
+def gateway_settings(
+    stand_ins: dict[str, StandIn], issuer: LocalIssuer, **overrides: Any
+) -> GatewaySettings:
+    """Settings routing to the stand-ins and trusting ``issuer``; keyword arguments override
+    any field."""
     fields: dict[str, Any] = {f"{name}_url": state.url for name, state in stand_ins.items()}
+    fields["node"] = trusting(issuer)
     fields.update(overrides)
     return GatewaySettings(**fields)
 
 
+@pytest.fixture(scope="session")
+def node_trusting(token_issuer: LocalIssuer) -> Callable[..., NodeSettings]:
+    """``trusting`` bound to the session's issuer."""
+    return functools.partial(trusting, token_issuer)
+
+
+@pytest.fixture(scope="session")
+def auth_headers(token_issuer: LocalIssuer) -> dict[str, str]:
+    """A valid person's access token for the whole session, as request headers."""
+    token = token_issuer.mint(sub="person-gw", exp=int(time.time()) + 3600)
+    return {"authorization": f"Bearer {token}"}
+
+
 @contextlib.asynccontextmanager
-async def _in_process(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+async def _in_process(
+    settings: GatewaySettings, headers: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client,
+        httpx.AsyncClient(
+            transport=transport, base_url="http://gateway.test", headers=headers
+        ) as client,
     ):
         yield client
 
@@ -218,12 +271,14 @@ OpenGateway = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncCl
 
 
 @pytest.fixture
-def open_gateway(ready: dict[str, StandIn]) -> OpenGateway:
+def open_gateway(
+    ready: dict[str, StandIn], token_issuer: LocalIssuer, auth_headers: dict[str, str]
+) -> OpenGateway:
     """Open a gateway app in this process (ASGI transport, lifespan running) in front of the
-    stand-ins; keyword arguments override settings fields."""
+    stand-ins, its client sending a valid token; keyword arguments override settings fields."""
 
     def opener(**overrides: Any) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
-        return _in_process(gateway_settings(ready, **overrides))
+        return _in_process(gateway_settings(ready, token_issuer, **overrides), auth_headers)
 
     return opener
 
@@ -236,11 +291,90 @@ async def gateway(open_gateway: OpenGateway) -> AsyncIterator[httpx.AsyncClient]
 
 
 @pytest.fixture(scope="session")
-def served_gateway(stand_ins: dict[str, StandIn]) -> Iterator[str]:
+def served_gateway(stand_ins: dict[str, StandIn], token_issuer: LocalIssuer) -> Iterator[str]:
     """The gateway served by uvicorn on a real socket (the ASGI transport buffers bodies),
     accepting bodies up to 16 MiB."""
-    node = NodeSettings(max_body_bytes=16 * 1024 * 1024)
-    app = create_app(gateway_settings(stand_ins, node=node))
+    node = trusting(token_issuer, max_body_bytes=16 * 1024 * 1024)
+    app = create_app(gateway_settings(stand_ins, token_issuer, node=node))
     # Served the way the node launcher serves it: no uvicorn banner of its own.
     with serve(app, lifespan="on", server_header=False) as url:
         yield url
+
+
+@contextlib.contextmanager
+def gateway_processes(
+    stand_ins: dict[str, StandIn], issuer: LocalIssuer, count: int = 1, **env: str
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """``count`` gateways, each in a process of its own started the way the node launcher
+    starts it (all at once), in front of the stand-ins and trusting ``issuer``; ``env`` adds
+    variables. Yields each one's URL and process once all are ready."""
+    variables = {
+        **os.environ,
+        "TONGBAN_TOKEN_ISSUER": issuer.issuer,
+        "TONGBAN_TOKEN_AUDIENCE": issuer.audience,
+        "TONGBAN_JWKS_URL": issuer.jwks_url,
+        "TONGBAN_LOG_LEVEL": "WARNING",
+        **{f"TONGBAN_GATEWAY_{name.upper()}_URL": state.url for name, state in stand_ins.items()},
+        **env,
+    }
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        for _ in range(count):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            command = [sys.executable, "-m", "uvicorn", "tongban_gateway.main:create_app"]
+            command += ["--factory", "--port", str(port), "--no-access-log", "--no-server-header"]
+            process = subprocess.Popen(command, env=variables, stdin=subprocess.DEVNULL)
+            started.append((f"http://127.0.0.1:{port}", process))
+        deadline = time.monotonic() + 30
+        for url, process in started:
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the gateway process at {url} did not become ready")
+                time.sleep(0.1)
+        yield started
+    finally:
+        for _, process in started:
+            process.terminate()
+        for _, process in started:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+SpawnGateways = Callable[
+    ..., contextlib.AbstractContextManager[list[tuple[str, "subprocess.Popen[bytes]"]]]
+]
+
+
+@pytest.fixture
+def spawn_gateways(ready: dict[str, StandIn], token_issuer: LocalIssuer) -> SpawnGateways:
+    """``gateway_processes`` in front of the ready stand-ins, trusting the session's issuer."""
+    return functools.partial(gateway_processes, ready, token_issuer)
+
+
+ServeStandIn = Callable[..., contextlib.AbstractContextManager[str]]
+
+
+@pytest.fixture
+def serve_stand_in() -> ServeStandIn:
+    """Serve a fresh stand-in named ``name`` on ``sock`` (see ``serve``); yields its URL."""
+
+    def opener(
+        name: str, sock: socket.socket | None = None
+    ) -> contextlib.AbstractContextManager[str]:
+        return serve(stand_in_app(StandIn(name)), sock=sock)
+
+    return opener
+
+
+@pytest.fixture
+def serve_asgi() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``serve``: any ASGI app on a free port, for tests that need their own upstream."""
+    return serve

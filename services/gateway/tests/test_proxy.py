@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 from tongban_kit.observability.context import parse_traceparent
 from tongban_kit.settings import NodeSettings
+from tongban_kit.testing import eventually
 
 if TYPE_CHECKING:  # fixtures come by name; the types are for the reader and the checker
     from conftest import OpenGateway, StandIn
@@ -65,6 +67,18 @@ async def test_request_id_and_trace_reach_the_service_and_come_back(
     assert response.headers["traceparent"] == seen["traceparent"]
 
 
+async def test_a_request_id_is_made_when_the_caller_sends_none(
+    gateway: httpx.AsyncClient,
+) -> None:
+    response = await gateway.get("/api/identity/v1/no-id")
+
+    seen = response.json()["headers"]
+    assert len(response.headers["x-request-id"]) == 32
+    assert seen["x-request-id"] == response.headers["x-request-id"]
+    assert seen["traceparent"] == response.headers["traceparent"]
+    assert parse_traceparent(seen["traceparent"]) is not None
+
+
 async def test_forwarding_headers_are_the_gateways_not_the_callers(
     gateway: httpx.AsyncClient, ready: dict[str, StandIn]
 ) -> None:
@@ -89,13 +103,12 @@ async def test_hop_by_hop_headers_are_not_forwarded(gateway: httpx.AsyncClient) 
             "keep-alive": "timeout=5",
             "te": "trailers",
             "proxy-authorization": "Basic eDp5",
-            "authorization": "Bearer kept",
         },
     )
 
     seen = response.json()["headers"]
     assert not {"x-hop", "keep-alive", "te", "proxy-authorization"} & seen.keys()
-    assert seen["authorization"] == "Bearer kept"
+    assert seen["authorization"] == gateway.headers["authorization"]  # end-to-end: kept
 
 
 async def _sha256_and_size(client: httpx.AsyncClient, url: str) -> tuple[str, int]:
@@ -110,9 +123,9 @@ async def _sha256_and_size(client: httpx.AsyncClient, url: str) -> tuple[str, in
 
 
 async def test_a_large_response_streams_through_untouched(
-    served_gateway: str, ready: dict[str, StandIn]
+    served_gateway: str, ready: dict[str, StandIn], auth_headers: dict[str, str]
 ) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=auth_headers) as client:
         through = await _sha256_and_size(client, f"{served_gateway}/api/exchange/megabytes/20")
         direct = await _sha256_and_size(client, f"{ready['exchange'].url}/megabytes/20")
 
@@ -121,10 +134,10 @@ async def test_a_large_response_streams_through_untouched(
 
 
 async def test_response_chunks_are_relayed_before_the_service_finishes(
-    served_gateway: str, ready: dict[str, StandIn]
+    served_gateway: str, ready: dict[str, StandIn], auth_headers: dict[str, str]
 ) -> None:
     async with (
-        httpx.AsyncClient(base_url=served_gateway, timeout=5) as client,
+        httpx.AsyncClient(headers=auth_headers, base_url=served_gateway, timeout=5) as client,
         client.stream("GET", "/api/identity/gated") as response,
     ):
         chunks = response.aiter_raw()
@@ -136,10 +149,10 @@ async def test_response_chunks_are_relayed_before_the_service_finishes(
 
 
 async def test_a_caller_hanging_up_mid_response_releases_the_service(
-    served_gateway: str, ready: dict[str, StandIn]
+    served_gateway: str, ready: dict[str, StandIn], auth_headers: dict[str, str]
 ) -> None:
     async with (
-        httpx.AsyncClient(base_url=served_gateway) as client,
+        httpx.AsyncClient(headers=auth_headers, base_url=served_gateway) as client,
         client.stream("GET", "/api/exchange/endless") as response,
     ):
         await anext(response.aiter_raw())
@@ -148,14 +161,16 @@ async def test_a_caller_hanging_up_mid_response_releases_the_service(
     assert await asyncio.to_thread(ready["exchange"].hung_up.wait, 5)
 
 
-async def test_a_request_body_streams_to_the_service(served_gateway: str) -> None:
+async def test_a_request_body_streams_to_the_service(
+    served_gateway: str, auth_headers: dict[str, str]
+) -> None:
     blob = bytes(range(256)) * (8 * 1024 * 1024 // 256)
 
     async def chunked() -> AsyncIterator[bytes]:
         for start in range(0, len(blob), CHUNK):
             yield blob[start : start + CHUNK]
 
-    async with httpx.AsyncClient(base_url=served_gateway) as client:
+    async with httpx.AsyncClient(headers=auth_headers, base_url=served_gateway) as client:
         response = await client.post("/api/registration/v1/upload", content=chunked())
 
     seen = response.json()
@@ -178,7 +193,7 @@ async def test_a_declared_body_over_the_limit_is_refused_before_the_service_sees
 
 
 async def test_a_streamed_body_over_the_limit_is_refused_and_never_completes_upstream(
-    served_gateway: str, ready: dict[str, StandIn]
+    served_gateway: str, ready: dict[str, StandIn], auth_headers: dict[str, str]
 ) -> None:
     path = unique()
 
@@ -186,7 +201,7 @@ async def test_a_streamed_body_over_the_limit_is_refused_and_never_completes_ups
         for _ in range(17 * 1024 * 1024 // CHUNK):
             yield b"x" * CHUNK
 
-    async with httpx.AsyncClient(base_url=served_gateway) as client:
+    async with httpx.AsyncClient(headers=auth_headers, base_url=served_gateway) as client:
         response = await client.post(f"/api/identity{path}", content=chunked())
 
     assert response.status_code == 413
@@ -268,10 +283,14 @@ async def test_no_server_banner_is_relayed(gateway: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_is_200_when_every_service_is_ready(gateway: httpx.AsyncClient) -> None:
-    response = await gateway.get("/readyz")
+    # Ready once identity's keys are held (fetched in the background at start).
+    response = await eventually(
+        lambda: gateway.get("/readyz"), lambda r: r.status_code == 200, timeout=5
+    )
 
     assert response.status_code == 200
     assert response.json()["checks"] == {
+        "identity_keys": "ok",
         "identity": "ok",
         "registration": "ok",
         "exchange": "ok",
@@ -319,8 +338,32 @@ async def test_security_headers_are_on_every_response(
     assert "strict-transport-security" not in response.headers
 
 
-async def test_hsts_is_sent_in_production(open_gateway: OpenGateway) -> None:
-    async with open_gateway(node=NodeSettings(environment="production")) as gateway:
+async def test_hsts_is_sent_in_production(
+    open_gateway: OpenGateway, node_trusting: Callable[..., NodeSettings]
+) -> None:
+    async with open_gateway(node=node_trusting(environment="production")) as gateway:
         response = await gateway.get("/healthz")
 
     assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_one_json_access_line_per_request_names_the_route(
+    open_gateway: OpenGateway,
+    node_trusting: Callable[..., NodeSettings],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    async with open_gateway(node=node_trusting(log_format="json")) as gateway:
+        capfd.readouterr()
+        response = await gateway.get(
+            "/api/identity/v1/persons/p-1", headers={"x-request-id": "log-1"}
+        )
+        await asyncio.sleep(0.2)  # lines are written by the logging thread, off the event loop
+        lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line]
+
+    access = [line for line in lines if line["logger"] == "tongban.access"]
+    assert response.status_code == 200
+    assert len(access) == 1
+    assert access[0]["request_id"] == "log-1"
+    assert access[0]["http_route"] == "/api/identity/{path}"
+    assert access[0]["http_status"] == 200
+    assert "authorization" not in json.dumps(access[0]).lower()

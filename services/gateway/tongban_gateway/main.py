@@ -1,21 +1,27 @@
 """The gateway: one public port in front of the node's services.
 
-Path routing and streaming proxying for now; token checks, rate limits, circuit breaking and the
-merged OpenAPI come with the gateway issue.
+Routing, token checks at the edge, rate limits, circuit breakers and streaming happen in the
+``EdgeProxy`` mounted at ``/api``; the kit around it gives every request an id and a trace span,
+the access log line and the metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from tongban_gateway.proxy import build_upstream_client, proxy_router, readiness_checks
+from tongban_gateway.auth import EdgeAuth
+from tongban_gateway.openapi import MergedOpenAPI
+from tongban_gateway.proxy import ApiDispatch, EdgeProxy, upstream_session
+from tongban_gateway.ratelimit import Buckets, LocalBuckets, RedisBuckets
 from tongban_gateway.routes import RouteTable
-from tongban_gateway.security import SecurityHeadersMiddleware
+from tongban_gateway.security import install_browser_policy
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tongban_kit.service import create_base_app
 
 __all__ = ["create_app"]
@@ -24,35 +30,65 @@ logger = logging.getLogger("tongban.gateway")
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    """The gateway app; its upstream client is built in the lifespan.
+    """The gateway app; its clients are built in the lifespan.
 
     Called by uvicorn (``--factory``, as the node launcher starts it) and by tests with their
-    own settings. Raises ``RouteConfigError`` here, at start, when a service URL in the
-    settings is unusable.
+    own settings. Raises ``RouteConfigError`` here, at start, when the route configuration or
+    a service URL is unusable.
     """
     settings = settings or GatewaySettings()
     routes = RouteTable.from_settings(settings)
+    proxy = EdgeProxy(routes, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with build_upstream_client(settings) as client:
-            app.state.upstream_client = client
-            app.state.readiness.update(readiness_checks(client, routes))
-            logger.info(
-                "routes: %s",
-                ", ".join(f"{u.name} -> {u.base_url}" for u in routes.upstreams),
-            )
-            yield
+        node = settings.node
+        buckets: Buckets = (
+            RedisBuckets(settings.redis_url) if settings.redis_url else LocalBuckets()
+        )
+        try:
+            async with upstream_session(settings) as session:
+                auth = EdgeAuth(
+                    app.state.jwks, issuer=node.token_issuer, audience=node.token_audience
+                )
+                proxy.start(session, auth, buckets)
+                app.state.readiness.update(proxy.readiness_checks())
+                describer = asyncio.create_task(openapi.refresh_forever(session), name="openapi")
+                logger.info(
+                    "routes: %s; rate limits %s",
+                    ", ".join(f"{u.name} -> {u.base_url}" for u in routes.upstreams),
+                    "shared through Redis" if settings.redis_url else "per process",
+                )
+                try:
+                    yield
+                finally:
+                    describer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await describer
+        finally:
+            await buckets.aclose()
 
     app = create_base_app(
         settings=settings,
         title="Tongban gateway",
         description="The node's public entry: routes /api/<service>/… to the services.",
-        routers=[proxy_router(routes)],
+        routers=[],
         lifespan=lifespan,
-        verify_tokens=False,  # passes tokens on; the services check them
     )
-    # Outermost: every response, a 413 or a last-resort 500 included, leaves with the
-    # security headers.
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.node.environment == "production")
+    app.state.proxy = proxy
+    # The kit's request context (id, trace, access log, metrics) and body limit, around the
+    # proxy alone: /api requests go straight there (ApiDispatch), past the framework's router.
+    api = RequestContextMiddleware(
+        BodyLimitMiddleware(proxy, max_bytes=settings.node.max_body_bytes),
+        metrics=app.state.metrics,
+    )
+    app.add_middleware(ApiDispatch, api=api)
+    openapi = MergedOpenAPI(app, routes)
+    # FastAPI's /openapi.json and /docs serve what this returns: the node's whole API.
+    app.openapi = openapi.document  # type: ignore[method-assign]
+    install_browser_policy(
+        app,
+        cors_origins=settings.cors_origins,
+        production=settings.node.environment == "production",
+    )
     return app

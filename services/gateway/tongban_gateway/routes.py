@@ -1,26 +1,37 @@
-"""The route table: which path prefix goes to which service.
+"""The route table: which path prefix goes to which service, and what applies to each route.
 
-``/api/<service>/<rest>`` goes to ``<service base URL>/<rest>``, the query string kept. The table
-is built from settings when the app is created, so a bad URL stops the gateway at start with a
-message naming the setting, not at the first request.
+``/api/<service>/<rest>`` goes to ``<service base URL>/<rest>``, the query string kept. Within a
+service, the first declared route matching the method and ``/<rest>`` decides whether a token
+is needed, the timeout, the body limit and the rate-limit class; the service's catch-all takes
+the rest. The table is compiled from the route configuration when the app is created, so a bad
+file or URL stops the gateway at start with a message naming it, not at the first request.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import httpx
 
+from tongban_gateway.config import (
+    GatewayConfig,
+    NodeRoute,
+    RateLimitClass,
+    RouteConfigError,
+    RouteRule,
+    describe,
+    load_config,
+)
 from tongban_gateway.settings import GatewaySettings
 
-__all__ = ["RouteConfigError", "RouteTable", "Upstream"]
+__all__ = ["MethodNotAllowed", "Route", "RouteConfigError", "RouteTable", "Upstream"]
 
+# RFC 3986 pchar and "/": left as they are; anything else in a path segment is percent-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # Served on every service's own port for operators and scrapers; never routed from outside.
 _INTERNAL_PATHS = frozenset({"metrics"})
-
-
-class RouteConfigError(ValueError):
-    """A service URL in the settings cannot be routed to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,10 @@ class Upstream:
 
     name: str
     base_url: httpx.URL
+    base: str = field(init=False, repr=False, compare=False)  # base URL string ending in "/"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", str(self.base_url).rstrip("/") + "/")
 
     @property
     def prefix(self) -> str:
@@ -45,10 +60,18 @@ class Upstream:
             return False
         return path.strip("/") not in _INTERNAL_PATHS
 
+    def forward_url(self, path: str, query: bytes) -> str:
+        """``url_for`` as a string, built by concatenation: the per-request fast path."""
+        url = self.base + quote(path, safe=_PATH_SAFE)
+        return f"{url}?{query.decode('latin-1')}" if query else url
+
     def url_for(self, path: str, query: bytes = b"") -> httpx.URL:
-        """The service's URL for ``path`` (what follows the prefix) and the raw query string."""
+        """The service's URL for ``path`` (what follows the prefix, decoded) and the raw query
+        string. The path is percent-encoded again, so any character a caller managed to put
+        in it (a control character, ``%``, ``?``) reaches the service as the same text."""
         base_path = self.base_url.path.rstrip("/")
-        return self.base_url.copy_with(path=f"{base_path}/{path}", query=query or None)
+        raw = f"{base_path}/{quote(path, safe=_PATH_SAFE)}".encode("ascii")
+        return self.base_url.copy_with(raw_path=raw + (b"?" + query if query else b""))
 
     def public_location(self, location: str, public_base: str) -> str:
         """Rewrite a redirect that points into this service so it points through the gateway.
@@ -68,25 +91,207 @@ class Upstream:
 
 
 @dataclass(frozen=True, slots=True)
-class RouteTable:
-    """Every service the gateway routes to, in the order they are matched."""
+class Route:
+    """What the gateway does with a matched request: the limits and checks that apply.
 
-    upstreams: tuple[Upstream, ...]
+    ``path`` is the public pattern, the label metrics and logs use for the route.
+    """
+
+    upstream: Upstream
+    path: str
+    methods: frozenset[str] | None
+    public: bool
+    timeout_s: float
+    max_body_bytes: int
+    rate_limit: str | None
+    pattern: re.Pattern[str] | None = None  # None: the upstream's catch-all
+
+    def matches(self, method: str, rest: str) -> bool:
+        if self.methods is not None and method not in self.methods:
+            return False
+        return self.pattern is None or self.pattern.fullmatch(rest) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _UpstreamRoutes:
+    upstream: Upstream
+    methods: frozenset[str]
+    routes: tuple[Route, ...]  # declared order, the catch-all last
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """Every service the gateway routes to and the routes declared for each."""
+
+    _by_name: dict[str, _UpstreamRoutes]
+    rate_limits: dict[str, RateLimitClass]
+    nodes: dict[str, NodeRoute]
+
+    @property
+    def upstreams(self) -> tuple[Upstream, ...]:
+        return tuple(entry.upstream for entry in self._by_name.values())
+
+    def routes(self) -> list[Route]:
+        """Every route, declared ones first within each upstream."""
+        return [route for entry in self._by_name.values() for route in entry.routes]
+
+    def match(self, method: str, path: str) -> tuple[Route, str] | None:
+        """The route for ``path`` (starting ``/api/``) and what follows the prefix, or None
+        when no upstream is routed there. Raises ``MethodNotAllowed`` for a method the upstream
+        does not take."""
+        name, _, rest = path[len("/api/") :].partition("/")
+        entry = self._by_name.get(name)
+        if entry is None:
+            return None
+        if method not in entry.methods:
+            raise MethodNotAllowed(sorted(entry.methods))
+        rest = "/" + rest
+        for route in entry.routes:
+            if route.matches(method, rest):
+                return route, rest[1:]
+        raise AssertionError("the catch-all route matches everything")  # pragma: no cover
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> RouteTable:
-        """Build and check the table; raise ``RouteConfigError`` naming a bad setting."""
-        prefix = settings.model_config.get("env_prefix", "")
-        return cls(
-            upstreams=(
-                Upstream("identity", _base_url(settings.identity_url, f"{prefix}IDENTITY_URL")),
-                Upstream(
-                    "registration",
-                    _base_url(settings.registration_url, f"{prefix}REGISTRATION_URL"),
-                ),
-                Upstream("exchange", _base_url(settings.exchange_url, f"{prefix}EXCHANGE_URL")),
+        """Load the route file (or the built-in one) and compile it; ``RouteConfigError``
+        naming the mistake."""
+        config = load_config(settings.routes_file)
+        try:
+            return cls.from_config(config, settings)
+        except RouteConfigError as exc:
+            source = describe(settings.routes_file)
+            raise RouteConfigError(f"route configuration {source}: {exc}") from None
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig, settings: GatewaySettings) -> RouteTable:
+        """Compile ``config``, taking URLs and limits it leaves out from ``settings``."""
+        env = settings.model_config.get("env_prefix", "")
+        by_name: dict[str, _UpstreamRoutes] = {}
+        for entry in config.upstreams:
+            if entry.name in by_name:
+                raise RouteConfigError(f"upstream {entry.name!r} is declared twice")
+            if entry.url is not None:
+                url = _base_url(entry.url, f"upstreams[{entry.name}].url")
+            elif entry.name in _URL_SETTINGS:
+                setting = _URL_SETTINGS[entry.name]
+                url = _base_url(getattr(settings, setting), f"{env}{setting.upper()}")
+            else:
+                raise RouteConfigError(f"upstream {entry.name!r} needs a url")
+            upstream = Upstream(entry.name, url)
+            defaults = _Defaults(
+                timeout_s=entry.timeout_s or settings.upstream_timeout_s,
+                max_body_bytes=_body_limit(entry.max_body_bytes, settings),
+                rate_limit=_rate_class(entry.rate_limit, config, entry.name),
             )
+            routes = [_compile(rule, upstream, defaults, config, settings) for rule in entry.routes]
+            routes.append(
+                Route(
+                    upstream=upstream,
+                    path=f"{upstream.prefix}{{path}}",
+                    methods=None,
+                    public=False,
+                    timeout_s=defaults.timeout_s,
+                    max_body_bytes=defaults.max_body_bytes,
+                    rate_limit=defaults.rate_limit,
+                )
+            )
+            by_name[entry.name] = _UpstreamRoutes(upstream, frozenset(entry.methods), tuple(routes))
+        nodes: dict[str, NodeRoute] = {}
+        for node in config.nodes:
+            if node.code in nodes:
+                raise RouteConfigError(f"node {node.code!r} is declared twice")
+            _base_url(node.url, f"nodes[{node.code}].url")
+            nodes[node.code] = node
+        return cls(by_name, dict(config.rate_limits), nodes)
+
+
+class MethodNotAllowed(Exception):
+    """The upstream does not take this method; ``allowed`` lists the ones it does."""
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__(", ".join(allowed))
+        self.allowed = allowed
+
+
+_URL_SETTINGS = {
+    "identity": "identity_url",
+    "registration": "registration_url",
+    "exchange": "exchange_url",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Defaults:
+    timeout_s: float
+    max_body_bytes: int
+    rate_limit: str | None
+
+
+def _compile(
+    rule: RouteRule,
+    upstream: Upstream,
+    defaults: _Defaults,
+    config: GatewayConfig,
+    settings: GatewaySettings,
+) -> Route:
+    where = f"upstream {upstream.name!r} route {rule.path!r}"
+    return Route(
+        upstream=upstream,
+        path=f"{upstream.prefix[:-1]}{rule.path}",
+        methods=frozenset(rule.methods) if rule.methods is not None else None,
+        public=rule.public,
+        timeout_s=rule.timeout_s or defaults.timeout_s,
+        max_body_bytes=(
+            _body_limit(rule.max_body_bytes, settings)
+            if rule.max_body_bytes is not None
+            else defaults.max_body_bytes
+        ),
+        rate_limit=(
+            _rate_class(rule.rate_limit, config, where)
+            if rule.rate_limit is not None
+            else defaults.rate_limit
+        ),
+        pattern=_pattern(rule.path, where),
+    )
+
+
+def _pattern(path: str, where: str) -> re.Pattern[str]:
+    """``{name}`` one segment, ``**`` anything, ``*`` anything within a segment."""
+    parts = re.split(r"(\{[A-Za-z_][A-Za-z0-9_]*\}|\*\*|\*)", path)
+    regex = ""
+    for part in parts:
+        if part == "**":
+            regex += ".*"
+        elif part == "*":
+            regex += "[^/]*"
+        elif part.startswith("{") and part.endswith("}"):
+            regex += "[^/]+"
+        elif "{" in part or "}" in part:
+            raise RouteConfigError(f"{where}: a path parameter is written {{name}}")
+        else:
+            regex += re.escape(part)
+    return re.compile(regex)
+
+
+def _rate_class(name: str | None, config: GatewayConfig, where: str) -> str | None:
+    if name is None or name == "none":
+        return None
+    if name not in config.rate_limits:
+        known = ", ".join(sorted(config.rate_limits)) or "none are declared"
+        raise RouteConfigError(f"{where}: rate_limit {name!r} is not in rate_limits ({known})")
+    return name
+
+
+def _body_limit(value: int | None, settings: GatewaySettings) -> int:
+    ceiling = settings.node.max_body_bytes
+    if value is None:
+        return ceiling
+    if value > ceiling:
+        # The node-wide limit is enforced before any route is known; a route can only lower it.
+        raise RouteConfigError(
+            f"max_body_bytes {value} is over the node's limit TONGBAN_MAX_BODY_BYTES={ceiling}"
         )
+    return value
 
 
 def _base_url(value: str, setting: str) -> httpx.URL:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from tongban_kit.settings import BaseServiceSettings
@@ -41,4 +43,33 @@ class GatewaySettings(BaseServiceSettings):
         gt=0,
         description="Longest wait, in seconds, to connect to a service (or for a free pooled "
         "connection to it); past it the caller gets a 503.",
+    )
+    routes_file: Path | None = Field(
+        default=None,
+        description="Route configuration (YAML or JSON): upstreams, public routes, per-route "
+        "methods, timeouts, body limits and rate-limit classes. Unset: the built-in "
+        "`tongban_gateway/routes.yaml`. A bad file stops the gateway at start.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TONGBAN_GATEWAY_REDIS_URL", "REDIS_URL", "redis_url"),
+        description="Redis shared by every gateway process for rate limits (also read from "
+        "`REDIS_URL`). Unset: each process keeps its own buckets.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (the portals, e.g. `https://portal.example.gov.cn`) "
+        "allowed to call the API cross-origin. Empty: no cross-origin access.",
+    )
+    breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Consecutive failures to reach a service (connection refused or timed "
+        "out) that open its circuit breaker: calls then get a 503 at once.",
+    )
+    breaker_open_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds an open breaker waits before letting one probe request through; "
+        "its success closes the breaker.",
     )

@@ -8,7 +8,9 @@ import httpx
 import pytest
 
 from tongban_identity.main import create_app
+from tongban_identity.sessions.testing import resident_id
 from tongban_identity.settings import IdentitySettings
+from tongban_identity.signatures.testing import mint_token
 from tongban_kit.events import CloudEvent
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import (
@@ -43,7 +45,28 @@ async def test_a_person_signs_up_and_one_valid_event_says_so(
 
     assert response.status_code == 201, response.text
     person = response.json()
-    assert (await client.get(f"/v1/persons/{person['id']}")).json()["name"] == "李伟"
+    app = client._transport.app  # type: ignore[attr-defined]
+    own = await mint_token(app, subject=person["id"], acr="low")
+    neighbour = await client.post(
+        "/v1/persons",
+        json={
+            "resident_id": resident_id(3),
+            "name": "王芳",
+            "phone": "13812345679",
+            "password": "another horse battery staple",
+        },
+    )
+    other = await mint_token(app, subject=neighbour.json()["id"], acr="low")
+    operator = await mint_token(app, "tongban:admin", subject="operator-1")
+    url = f"/v1/persons/{person['id']}"
+
+    def reading(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    assert (await client.get(url, headers=reading(own))).json()["name"] == "李伟"
+    assert (await client.get(url, headers=reading(operator))).status_code == 200
+    assert (await client.get(url, headers=reading(other))).status_code == 404
+    assert (await client.get(url)).status_code == 401
     async with EventProbe(node_settings, "identity.events") as probe:
         await probe.collect(lambda seen: len(seen) >= 2)
         events = await probe.settle(0.5)
@@ -51,7 +74,7 @@ async def test_a_person_signs_up_and_one_valid_event_says_so(
         assert_valid_event(event)
         assert "李伟" not in event.to_kafka().value.decode()  # no personal data in events
     events = [e for e in events if e.type == "gov.tongban.identity.person.registered.v1"]
-    assert [e.subject for e in events] == [person["id"]]
+    assert [e.subject for e in events] == [person["id"], neighbour.json()["id"]]
 
 
 async def test_a_business_registered_event_creates_the_legal_person(
@@ -79,8 +102,10 @@ async def test_a_business_registered_event_creates_the_legal_person(
 
 
 async def test_unknown_people_are_a_404_problem(client: httpx.AsyncClient) -> None:
-    missing = await client.get("/v1/persons/6f1c1e57-5f6b-4a43-9b11-111111111111")
-    not_an_id = await client.get("/v1/persons/42")
+    app = client._transport.app  # type: ignore[attr-defined]
+    operator = {"Authorization": f"Bearer {await mint_token(app, 'tongban:admin', subject='op')}"}
+    missing = await client.get("/v1/persons/6f1c1e57-5f6b-4a43-9b11-111111111111", headers=operator)
+    not_an_id = await client.get("/v1/persons/42", headers=operator)
 
     assert missing.status_code == 404
     assert not_an_id.status_code == 422

@@ -12,10 +12,12 @@ from tongban_identity.departments.own_tokens import own_token_verification
 from tongban_identity.keys import service as keys_service
 from tongban_identity.keys.endpoints import router as keys_router
 from tongban_identity.keys.sealing import KeyVault, key_cipher
+from tongban_identity.legal_persons.endpoints import me_router as acting_router
 from tongban_identity.legal_persons.endpoints import router as legal_persons_router
-from tongban_identity.legal_persons.handlers import SUBSCRIPTION
+from tongban_identity.legal_persons.handlers import subscription as legal_persons_subscription
 from tongban_identity.pairwise.derivation import Pseudonyms
 from tongban_identity.pairwise.endpoints import router as pairwise_router
+from tongban_identity.persons.admin_endpoints import router as persons_admin_router
 from tongban_identity.persons.endpoints import router as persons_router
 from tongban_identity.persons.protection import PersonalData
 from tongban_identity.sessions.endpoints import oauth_router
@@ -30,13 +32,16 @@ from tongban_kit.service import create_service_app
 
 def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     settings = settings or IdentitySettings()
+    personal_data = PersonalData.from_settings(settings.pii_keys, settings.blind_index_key)
     app = create_service_app(
         settings=settings,
         title="Tongban identity",
         description="Persons, legal persons, departments, tokens and signatures.",
         routers=[
             persons_router,
+            persons_admin_router,
             legal_persons_router,
+            acting_router,
             keys_router,
             discovery_router,
             departments_router,
@@ -45,13 +50,11 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             oauth_router,
             signatures_router,
         ],
-        subscriptions=[SUBSCRIPTION],
+        subscriptions=[legal_persons_subscription(personal_data)],
         lifespan=_identity_lifespan(settings),
         verify_tokens=False,  # identity checks its own tokens: departments.own_tokens
     )
-    app.state.personal_data = PersonalData.from_settings(
-        settings.pii_keys, settings.blind_index_key
-    )
+    app.state.personal_data = personal_data
     app.state.password_hasher = PasswordHasher()
     app.state.pseudonyms = Pseudonyms.from_settings(settings.pairwise_key)
     return app

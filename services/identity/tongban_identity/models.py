@@ -43,3 +43,7 @@ class LegalPerson(Base):
     name: Mapped[str] = mapped_column(String(200))
     division_code: Mapped[str] = mapped_column(String(6))
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The legal representative as registration named them; the ID number only sealed.
+    representative_name: Mapped[str | None] = mapped_column(String(100))
+    representative_id_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    representative_id_masked: Mapped[str | None] = mapped_column(String(18))

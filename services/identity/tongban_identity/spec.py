@@ -15,5 +15,6 @@ SPEC = ServiceSpec(
         "keys": "tongban_identity.keys.__main__:main",
         "signatures": "tongban_identity.signatures.__main__:main",
         "departments": "tongban_identity.departments.__main__:main",
+        "persons": "tongban_identity.persons.__main__:main",
     },
 )

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, String, func
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tongban_kit.db import new_metadata
@@ -15,17 +32,134 @@ class Base(DeclarativeBase):
     metadata = new_metadata()
 
 
+class Application(Base):
+    """A business registration application, from draft to decision."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    applicant: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    entity_type: Mapped[str] = mapped_column(String(40))
+    registered_capital: Mapped[Decimal] = mapped_column(Numeric(20, 2))
+    address: Mapped[str] = mapped_column(String(300))
+    division_code: Mapped[str] = mapped_column(String(6))
+    business_scope: Mapped[str] = mapped_column(Text)
+    legal_representative_name: Mapped[str] = mapped_column(String(100))
+    # Sealed with the FieldCipher; only the masked form ever leaves the service in a response.
+    legal_representative_id: Mapped[bytes] = mapped_column(LargeBinary)
+    investors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    signature: Mapped[str | None] = mapped_column(Text)
+    # The applicant's key (RFC 7638 thumbprint) identity confirmed the signature with; NULL
+    # when no signature was given or the node had no identity client to check it.
+    signature_kid: Mapped[str | None] = mapped_column(String(64))
+    document_sha256: Mapped[str | None] = mapped_column(String(64))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_on: Mapped[date | None] = mapped_column(Date)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewer: Mapped[str | None] = mapped_column(String(128))
+    problems: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB)
+    uscc: Mapped[str | None] = mapped_column(String(18))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Transition(Base):
+    """One step of an application's history. Append-only: a trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "application_transitions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(128))
+    actor_role: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    problems: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class NameReservation(Base):
+    """A name held for an application or a registered business.
+
+    At most one live reservation per normalised name, by a partial unique index: concurrent
+    applicants race on the index, never on a check-then-insert.
+    """
+
+    __tablename__ = "name_reservations"
+    __table_args__ = (
+        Index(
+            "uq_name_reservations_live_name_key",
+            "name_key",
+            unique=True,
+            postgresql_where=text("released_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    # NULL once the business is registered: the name is then held for good.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Business(Base):
+    """The register: one row per registered business."""
+
     __tablename__ = "businesses"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    # The serial feeds the USCC's organisation-code body, so codes never repeat.
-    serial: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    # Uniqueness of names is a database constraint, so two concurrent filings cannot both win.
-    name_key: Mapped[str] = mapped_column(String(200), unique=True)
-    uscc: Mapped[str | None] = mapped_column(String(18), unique=True)
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id"), unique=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    entity_type: Mapped[str] = mapped_column(String(40))
+    registered_capital: Mapped[Decimal] = mapped_column(Numeric(20, 2))
+    address: Mapped[str] = mapped_column(String(300))
     division_code: Mapped[str] = mapped_column(String(6))
+    business_scope: Mapped[str] = mapped_column(Text)
+    legal_representative_name: Mapped[str] = mapped_column(String(100))
+    legal_representative_id: Mapped[bytes] = mapped_column(LargeBinary)
+    investors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    # Simplified deregistration: the public notice's end, and an objection that stopped it.
+    objection_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    objection: Mapped[str | None] = mapped_column(Text)
+
+
+class BusinessLicence(Base):
+    """The electronic business licence: a document, the node's signature of it, the QR text."""
+
+    __tablename__ = "business_licences"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id"), unique=True)
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    jws: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IdempotentRequest(Base):
+    """A caller's Idempotency-Key and the answer it got, replayed on a repeat."""
+
+    __tablename__ = "idempotency_keys"
+
+    caller: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[Any | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import date
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from tongban_kit.crypto import FieldCipher, KeyringError
 from tongban_kit.settings import ServiceSettings
+from tongban_registration.applications.entity_types import EntityType
+
+#: The development keyring for personal data: fixed and published here, so never for production.
+DEVELOPMENT_PII_KEYS = "dev-registration:cmVnaXN0cmF0aW9uLWRldmVsb3BtZW50LWtleS0zMmI="
 
 
 class RegistrationSettings(ServiceSettings):
@@ -17,3 +24,78 @@ class RegistrationSettings(ServiceSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/tongban_registration",
         description="SQLAlchemy URL of the service's own database (asyncpg driver).",
     )
+    pii_keys: SecretStr | None = Field(
+        default=None,
+        description="Seals legal representatives' resident ID numbers at rest (AES-256-GCM): "
+        "`kid:base64key`, comma-separated, last one current; older keys keep decrypting old "
+        "rows. Required in production; in development unset means a fixed, publicly known key.",
+    )
+    name_reservation_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="A draft reserves its proposed name for this many days; submitting renews "
+        "the reservation, approval makes it permanent, rejection or withdrawal releases it.",
+    )
+    review_working_days: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="Statutory clock: working days from (re)submission to the promised "
+        "decision. Weekends and `holidays` are skipped.",
+    )
+    holidays: list[date] = Field(
+        default_factory=list,
+        description="Public holidays the statutory clock skips, as a JSON list of ISO dates "
+        '(`["2026-10-01","2026-10-02"]`).',
+    )
+    auto_approve_entity_types: list[str] = Field(
+        default_factory=list,
+        description="Entity types approved at submission without an officer when the "
+        'application is rule-complete, as a JSON list (e.g. `["individual_business"]`, '
+        "Shenzhen-style instant approval). Empty: every application goes to an officer.",
+    )
+    deregistration_notice_days: int = Field(
+        default=20,
+        ge=0,
+        le=90,
+        description="Simplified deregistration: days the public notice runs, during which "
+        "anyone signed in may object; an officer completes it only after the notice ends "
+        "without objection.",
+    )
+    overdue_refresh_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the overdue-applications gauge is recounted.",
+    )
+
+    @field_validator("pii_keys")
+    @classmethod
+    def _pii_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                FieldCipher.from_secret(value.get_secret_value())
+            except KeyringError as exc:  # its message never quotes the setting
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("auto_approve_entity_types")
+    @classmethod
+    def _known_entity_types(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - {t.value for t in EntityType})
+        if unknown:
+            raise ValueError(f"unknown entity types: {', '.join(unknown)}")
+        return value
+
+    @model_validator(mode="after")
+    def _pii_keys_required_in_production(self) -> RegistrationSettings:
+        if self.node.environment == "production" and (
+            self.pii_keys is None or DEVELOPMENT_PII_KEYS in self.pii_keys.get_secret_value()
+        ):
+            raise ValueError("TONGBAN_REGISTRATION_PII_KEYS is required in production")
+        return self
+
+    def field_cipher(self) -> FieldCipher:
+        """The cipher sealing personal identifiers (the development key when unset)."""
+        secret = self.pii_keys.get_secret_value() if self.pii_keys else DEVELOPMENT_PII_KEYS
+        return FieldCipher.from_secret(secret)

@@ -11,6 +11,7 @@ SPEC = ServiceSpec(
     migrations="tongban_registration:migrations",
     database="tongban_registration",
     start_order=2,
-    # E-licences are signed by the node's document key, held by identity.
-    client_scopes=("identity:sign",),
+    # E-licences are signed by the node's document key, held by identity; applicants'
+    # signatures of their submissions are checked against their keys, also held by identity.
+    client_scopes=("identity:sign", "identity:verify"),
 )

@@ -23,8 +23,12 @@ AuditType = Literal[
     "refresh_reused",
     "totp_enabled",
     "logged_out",
+    "acted_for_business",
+    "scopes_granted",
+    "scopes_revoked",
 ]
-#: Actors: the subject acting for themself, or whoever it was that held a password or token.
+#: Actors: the subject acting for themself, whoever it was that held a password or token, or
+#: (officer scopes) ``operator:<sub>`` and ``command-line``.
 SELF = "self"
 ANONYMOUS = "anonymous"
 

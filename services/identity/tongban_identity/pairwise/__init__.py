@@ -5,3 +5,6 @@ without identity's key."""
 #: Mapping pseudonyms to persons and back: platform services acting under a grant, and
 #: operators. Never a department's (enrolment refuses it), or pairwise subjects mean nothing.
 RESOLVE_SCOPE = "identity:pairwise:resolve"
+#: Deriving a department's pseudonym from a resident ID number, registered person or not:
+#: platform services (data-exchange). Never a department's token, whatever its scopes.
+DERIVE_SCOPE = "identity:pairwise:derive"

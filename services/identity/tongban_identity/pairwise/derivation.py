@@ -1,7 +1,13 @@
 """How a pseudonym is made: HMAC-SHA256 under ``TONGBAN_IDENTITY_PAIRWISE_KEY``.
 
-``pseudonym = base32(HMAC(key, "pairwise-subject/<department>" NUL <person id>)[:20])``,
-lower case, 32 characters (160 bits). The same department and person always give the same
+``pseudonym = base32(HMAC(key, "pairwise-subject-by-resident/<department>" NUL <blind
+index of the resident ID>)[:20])``, lower case, 32 characters (160 bits). The input is the
+person's resident-ID blind index, not identity's person id, so the pseudonym is known before
+the person signs up: a service that holds a resident ID number (from a department's record,
+say) gets the same pseudonym for a person not yet registered as the department will see once
+they are (``derive_for_resident``). Persons without a resident ID (the walking skeleton's)
+fall back to ``HMAC(key, "pairwise-subject/<department>" NUL <person id>)``; the two contexts
+keep the inputs apart. The same department and person always give the same
 pseudonym; two departments get unrelated ones, and without the key nobody can tell whether
 two pseudonyms name the same person (OpenID Connect Core §8.1). The HMAC is the kit's
 ``BlindIndex``, whose context keeps each department's values apart.
@@ -49,5 +55,17 @@ class Pseudonyms:
         return cls(base64.b64decode(value))
 
     def derive(self, *, department: str, person_id: uuid.UUID) -> str:
+        """For a person without a resident ID only (see the module's docstring)."""
         digest = self._mac.digest(str(person_id), context=f"pairwise-subject/{department}")
-        return base64.b32encode(bytes.fromhex(digest)[:_PSEUDONYM_BYTES]).decode().lower()
+        return _encoded(digest)
+
+    def derive_for_resident(self, *, department: str, resident_id_index: str) -> str:
+        """From the blind index of the person's resident ID: registered or not."""
+        digest = self._mac.digest(
+            resident_id_index, context=f"pairwise-subject-by-resident/{department}"
+        )
+        return _encoded(digest)
+
+
+def _encoded(digest: str) -> str:
+    return base64.b32encode(bytes.fromhex(digest)[:_PSEUDONYM_BYTES]).decode().lower()

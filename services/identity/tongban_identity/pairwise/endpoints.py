@@ -6,14 +6,23 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from tongban_identity.departments.models import CODE_PATTERN
-from tongban_identity.pairwise import RESOLVE_SCOPE, service
+from tongban_identity.pairwise import DERIVE_SCOPE, RESOLVE_SCOPE, service
 from tongban_identity.pairwise.derivation import PSEUDONYM_PATTERN
-from tongban_identity.pairwise.schemas import PairwiseSubjectOut
+from tongban_identity.pairwise.schemas import (
+    PairwiseDerivation,
+    PairwiseDerivationRequest,
+    PairwiseSubjectOut,
+)
 from tongban_kit.auth import AccessClaims, require
 from tongban_kit.db import SessionDep
+from tongban_kit.errors import Forbidden
 
 router = APIRouter(tags=["pairwise subjects"])
 Resolver = Annotated[AccessClaims, Depends(require(RESOLVE_SCOPE))]
+Deriver = Annotated[AccessClaims, Depends(require(DERIVE_SCOPE))]
+#: Service accounts are enrolled as clients with this code prefix (``svc-<service>``); their
+#: tokens may name the code as ``department``, but they are platform services, not departments.
+SERVICE_CLIENT_PREFIX = "svc-"
 Department = Annotated[str, Path(pattern=CODE_PATTERN, description="A department code.")]
 
 
@@ -55,3 +64,30 @@ async def pseudonym_of_person(
         pseudonyms=request.app.state.pseudonyms,
     )
     return PairwiseSubjectOut(department=department, pseudonym=pseudonym, person_id=person_id)
+
+
+@router.post("/v1/pairwise/subjects", response_model=PairwiseDerivation)
+async def derive_pseudonym(
+    body: PairwiseDerivationRequest, session: SessionDep, request: Request, caller: Deriver
+) -> PairwiseDerivation:
+    """The pseudonym a department knows (or, for someone not yet registered, will know) the
+    holder of a resident ID number by: what the department sees as that person's subject.
+
+    Access: platform services with `identity:pairwise:derive` (data-exchange, with its service
+    token); never a department's token (403), or a department could turn ID numbers into the
+    pseudonyms of another. 404 if the department was never enrolled at this node; 422 for a
+    malformed body or resident ID number. The answer never echoes the ID number.
+    """
+    if caller.principal == "department" and not (caller.department or "").startswith(
+        SERVICE_CLIENT_PREFIX
+    ):
+        raise Forbidden("a department's token may not derive pseudonyms")
+    state = request.app.state
+    pseudonym = await service.pseudonym_for_resident(
+        session,
+        resident_id=body.resident_id,
+        department=body.department,
+        pseudonyms=state.pseudonyms,
+        personal_data=state.personal_data,
+    )
+    return PairwiseDerivation(department=body.department, pseudonym=pseudonym)

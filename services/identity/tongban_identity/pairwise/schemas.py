@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tongban_identity.departments.models import CODE_PATTERN
+from tongban_kit.identifiers import InvalidIdentifier, validate_resident_id
 
 
 class PairwiseSubjectOut(BaseModel):
@@ -11,3 +14,28 @@ class PairwiseSubjectOut(BaseModel):
         description="What the department knows the person by: 32 characters of base32."
     )
     person_id: uuid.UUID = Field(description="Identity's id for the person.")
+
+
+class PairwiseDerivationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    department: str = Field(pattern=CODE_PATTERN, description="A department code, e.g. `tax`.")
+    resident_id: str = Field(
+        min_length=15,
+        max_length=18,
+        repr=False,
+        description="GB 11643 resident ID number of the person (registered or not).",
+    )
+
+    @field_validator("resident_id")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        try:
+            return validate_resident_id(value)
+        except InvalidIdentifier as exc:  # its reason never quotes the number
+            raise ValueError(f"not a valid resident ID number: {exc.reason}") from None
+
+
+class PairwiseDerivation(BaseModel):
+    department: str = Field(description="The department's code.")
+    pseudonym: str = Field(description="What the department knows the person by.")

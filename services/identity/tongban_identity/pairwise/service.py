@@ -12,9 +12,11 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_identity.departments import repository as departments_repository
+from tongban_identity.models import Person
 from tongban_identity.pairwise import repository
 from tongban_identity.pairwise.derivation import Pseudonyms
 from tongban_identity.persons import repository as persons_repository
+from tongban_identity.persons.protection import PersonalData
 from tongban_kit.errors import NotFound
 
 
@@ -30,16 +32,57 @@ async def pseudonym_for(
     stored = await repository.pseudonym_of(session, department=department, person_id=person_id)
     if stored is not None:
         return stored
-    if await persons_repository.get(session, person_id) is None:
+    person = await persons_repository.get(session, person_id)
+    if person is None:
         raise NotFound(f"no person {person_id}")
-    if not await departments_repository.code_known(session, department):
-        raise NotFound(f"no department {department!r} is enrolled at this node")
+    await _enrolled(session, department)
     return await repository.keep(
         session,
         department=department,
         person_id=person_id,
-        pseudonym=pseudonyms.derive(department=department, person_id=person_id),
+        pseudonym=_derived(person, department, pseudonyms),
     )
+
+
+def _derived(person: Person, department: str, pseudonyms: Pseudonyms) -> str:
+    if person.resident_id_index is None:
+        return pseudonyms.derive(department=department, person_id=person.id)
+    return pseudonyms.derive_for_resident(
+        department=department, resident_id_index=person.resident_id_index
+    )
+
+
+async def _enrolled(session: AsyncSession, department: str) -> None:
+    if not await departments_repository.code_known(session, department):
+        raise NotFound(f"no department {department!r} is enrolled at this node")
+
+
+async def pseudonym_for_resident(
+    session: AsyncSession,
+    *,
+    resident_id: str,
+    department: str,
+    pseudonyms: Pseudonyms,
+    personal_data: PersonalData,
+) -> str:
+    """The pseudonym ``department`` knows (or will know) the holder of ``resident_id`` by.
+
+    A registered person gets exactly what ``pseudonym_for`` gives the department (stored on
+    first use, so the two always agree). Someone not registered gets the pseudonym derived from
+    their resident ID's blind index, which is what ``pseudonym_for`` will derive and store for
+    them once they sign up: the same value, nothing stored meanwhile (identity keeps no row for
+    people it does not know). Stable as long as the pairwise key is; a pseudonym already stored
+    outlives a new key, an unregistered person's does not. Cannot be resolved back until the
+    person is registered and the pseudonym stored.
+    """
+    await _enrolled(session, department)
+    index = personal_data.resident_id_index(resident_id)
+    person = await persons_repository.by_resident_index(session, index)
+    if person is not None:
+        return await pseudonym_for(
+            session, person_id=person.id, department=department, pseudonyms=pseudonyms
+        )
+    return pseudonyms.derive_for_resident(department=department, resident_id_index=index)
 
 
 async def person_for(session: AsyncSession, *, department: str, pseudonym: str) -> uuid.UUID:

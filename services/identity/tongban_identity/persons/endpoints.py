@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from tongban_identity.persons import service
 from tongban_identity.persons.schemas import PersonCreate, PersonOut
+from tongban_kit.auth import OPERATOR_SCOPE, AccessClaims, require
 from tongban_kit.db import SessionDep
+from tongban_kit.errors import NotFound
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
 
@@ -34,9 +37,17 @@ async def register_person(body: PersonCreate, session: SessionDep, request: Requ
 
 
 @router.get("/{person_id}", response_model=PersonOut)
-async def get_person(person_id: uuid.UUID, session: SessionDep) -> PersonOut:
+async def get_person(
+    person_id: uuid.UUID,
+    session: SessionDep,
+    caller: Annotated[AccessClaims, Depends(require())],
+) -> PersonOut:
     """Read a person, identifiers masked.
 
-    Access: skeleton, open; restricted to the person themself once login issues tokens.
+    Access: the person themself (their own access token) and operators (`tongban:admin`).
+    Anyone else gets 404, as for an id that does not exist: ids are not to be probed.
     """
+    own = caller.principal == "person" and caller.sub == str(person_id)
+    if not own and OPERATOR_SCOPE not in caller.scopes:
+        raise NotFound(f"no person {person_id}")
     return PersonOut.model_validate(await service.get(session, person_id=person_id))

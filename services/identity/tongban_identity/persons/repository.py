@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,3 +30,7 @@ async def add(session: AsyncSession, person: Person) -> Person:
 
 async def get(session: AsyncSession, person_id: uuid.UUID) -> Person | None:
     return await session.get(Person, person_id)
+
+
+async def by_resident_index(session: AsyncSession, resident_id_index: str) -> Person | None:
+    return await session.scalar(select(Person).where(Person.resident_id_index == resident_id_index))

@@ -63,8 +63,8 @@ async def logout(
     """End the caller's sign-in: its refresh token and every token rotated from it.
 
     Access: the person, with an access token; `refresh_token` must be of their own sign-in
-    (403 otherwise). Already ended or unknown: 204 too. Access tokens already issued stay valid
-    until they expire (minutes).
+    (403 otherwise). Already ended or unknown: 204 too. Access tokens already issued still
+    verify offline until they expire (minutes), but introspect as inactive from now on.
     """
     await refresh.revoke(
         session,
@@ -159,7 +159,8 @@ async def revoke(request: Request, session: SessionDep) -> Response:
     """OAuth 2 token revocation (RFC 7009), form-encoded: ends the refresh token's sign-in.
 
     Access: whoever holds the token. 200 whether or not the token was known (RFC 7009 §2.2);
-    access tokens are not revocable (they expire within minutes), so they also get 200. 400
+    access tokens are not revocable by themselves (they expire within minutes; those of a revoked
+    sign-in introspect as inactive), so they also get 200. 400
     `invalid_request` for a malformed request.
     """
     try:

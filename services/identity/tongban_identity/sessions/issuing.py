@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_identity.keys.sealing import KeyVault
 from tongban_identity.models import Person
+from tongban_identity.persons import scopes as person_scopes
 from tongban_identity.sessions import repository
 from tongban_identity.sessions.models import RefreshFamily, RefreshToken
 from tongban_identity.sessions.schemas import TokenResponse
@@ -59,6 +60,14 @@ def acr_of(person: Person) -> AssuranceLevel:
     return person.loa if person.loa in ASSURANCE_LEVELS else "low"
 
 
+async def session_scope(session: AsyncSession, family: RefreshFamily) -> str:
+    """What a sign-in's access tokens may hold: the scope it started with (``login_scope``) and
+    the scopes granted to the person now, read afresh so a revocation counts at the next
+    refresh."""
+    granted = await person_scopes.granted(session, family.person_id)
+    return " ".join(dict.fromkeys([*family.scope.split(), *granted]))
+
+
 async def start_family(
     session: AsyncSession,
     policy: TokenPolicy,
@@ -94,7 +103,8 @@ async def issue_pair(
 ) -> TokenResponse:
     """A new access token and a new refresh token in ``family`` (child of ``parent_id``).
 
-    ``scope`` narrows the access token (never the refresh token, RFC 6749 §6).
+    ``scope`` narrows the access token (never the refresh token, RFC 6749 §6); by default it
+    gets the whole ``session_scope``.
     """
     refresh_token = secrets.token_urlsafe(32)
     await repository.add_token(
@@ -109,7 +119,7 @@ async def issue_pair(
             expires_at=min(now + policy.refresh_ttl, family.expires_at),
         ),
     )
-    granted = scope if scope is not None else family.scope
+    granted = scope if scope is not None else await session_scope(session, family)
     access_token = await issue_access_token(
         session,
         vault=policy.vault,
@@ -122,6 +132,8 @@ async def issue_pair(
         auth_time=family.auth_time,
         node=policy.node,
         lifetime_s=policy.access_ttl_s,
+        # The sign-in: introspection answers inactive once it is revoked (tokens.introspection).
+        extra_claims={"sid": str(family.id)},
     )
     return TokenResponse(
         access_token=access_token,

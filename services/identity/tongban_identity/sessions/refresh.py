@@ -91,7 +91,7 @@ async def rotate(
         raise RefreshTokenReused()
     if token.expires_at <= now or family.expires_at <= now:
         raise InvalidGrant("the refresh token has expired: sign in again")
-    granted = _narrowed(family.scope, scope)
+    granted = _narrowed(await issuing.session_scope(session, family), scope)
     person = await repository.get_person(session, family.person_id)
     if person is None:  # deleted meanwhile (the cascade removes the family with it)
         raise InvalidGrant("the refresh token is not valid")

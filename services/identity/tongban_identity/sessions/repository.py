@@ -236,3 +236,13 @@ async def revoke_family(
         .returning(RefreshToken.id)
     )
     return len(result.all())
+
+
+async def family_alive(session: AsyncSession, family_id: uuid.UUID) -> bool:
+    """Whether the sign-in exists and has not been revoked (expiry is the tokens' own)."""
+    found = await session.scalar(
+        select(RefreshFamily.id).where(
+            RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None)
+        )
+    )
+    return found is not None

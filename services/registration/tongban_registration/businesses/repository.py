@@ -2,33 +2,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_registration.models import Acknowledgement, Business
 
 
-class NameTaken(Exception):
+class UsccTaken(Exception):
     pass
 
 
-async def add(session: AsyncSession, business: Business) -> Business:
-    """Insert; a name clash surfaces here as NameTaken (the unique constraint decides)."""
+async def add(session: AsyncSession, business: Business) -> None:
+    """Insert; a USCC already in the register surfaces as UsccTaken (the unique index decides)."""
     try:
         async with session.begin_nested():
             session.add(business)
             await session.flush()
     except IntegrityError as exc:
-        if "uq_businesses_name_key" in str(exc.orig):
-            raise NameTaken from exc
+        if "uq_businesses_uscc" in str(exc.orig):
+            raise UsccTaken from exc
         raise
-    await session.refresh(business)
-    return business
 
 
-async def by_uscc(session: AsyncSession, uscc: str) -> Business | None:
-    return await session.scalar(select(Business).where(Business.uscc == uscc))
+async def by_uscc(session: AsyncSession, uscc: str, *, for_update: bool = False) -> Business | None:
+    query = select(Business).where(Business.uscc == uscc)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def search(session: AsyncSession, text: str, limit: int) -> Sequence[Business]:
+    # Escape LIKE wildcards: a search for "100%" means the characters, not a pattern.
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = await session.scalars(
+        select(Business)
+        .where(or_(Business.uscc == text.upper(), Business.name.ilike(pattern, escape="\\")))
+        .order_by(Business.name)
+        .limit(limit)
+    )
+    return rows.all()
 
 
 async def acknowledgements_of(session: AsyncSession, uscc: str) -> Sequence[Acknowledgement]:

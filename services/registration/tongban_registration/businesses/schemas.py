@@ -1,34 +1,53 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class BusinessCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: str = Field(min_length=1, max_length=200, description="Proposed registered name.")
-    division_code: str = Field(
-        pattern=r"^\d{6}$", description="GB/T 2260 division of the registered address."
-    )
-
-
-class AcknowledgementOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    department: str
-    reference: str
-    recorded_at: datetime
+from tongban_registration.applications.schemas import AcknowledgementOut, Address, Capital
 
 
 class BusinessOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """A business as the public register shows it: public fields only."""
 
-    id: uuid.UUID
     uscc: str
     name: str
-    division_code: str
-    created_at: datetime
-    acknowledgements: list[AcknowledgementOut] = []
+    entity_type: str
+    status: str = Field(description="`active`, `revoked`, `deregistering` or `deregistered`.")
+    status_changed_at: datetime | None
+    status_reason: str | None
+    objection_deadline: datetime | None = Field(
+        description="While `deregistering`: the end of the public notice (objections until then)."
+    )
+    registered_capital: Capital
+    address: Address
+    business_scope: str
+    legal_representative: str = Field(description="Masked: the family name and asterisks.")
+    registered_at: datetime
+    acknowledgements: list[AcknowledgementOut] = Field(
+        default=[], description="Departments that opened their records for this business."
+    )
+
+
+class BusinessList(BaseModel):
+    items: list[BusinessOut]
+
+
+class LicenceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    uscc: str
+    document: dict[str, object] = Field(description="The licence's content, as signed.")
+    document_sha256: str
+    jws: str = Field(description="The node's detached JWS (RFC 7797) of `document_sha256`.")
+    qr_payload: str = Field(description="What the QR code holds; verifiable offline.")
+    issued_at: datetime
+
+
+class VerificationOut(BaseModel):
+    valid: bool = Field(description="The payload is a licence this node signed, unaltered.")
+    reason: str | None = None
+    uscc: str | None = None
+    name: str | None = None
+    status: str | None = Field(default=None, description="The business's status now.")
+    status_changed_at: datetime | None = None

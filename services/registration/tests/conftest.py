@@ -1,0 +1,106 @@
+"""Registration under test: its own database, a broker, tokens from the session's LocalIssuer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tongban_kit.auth.testing import LocalIssuer
+from tongban_kit.settings import NodeSettings
+from tongban_kit.testing import running_app
+from tongban_registration.main import create_app
+from tongban_registration.settings import RegistrationSettings
+from tongban_registration.testing import Flow, Tokens, application
+
+
+@pytest.fixture
+def new_application() -> Callable[..., dict[str, Any]]:
+    counter = iter(range(1_000_000))
+
+    def make(**changes: Any) -> dict[str, Any]:
+        # A distinct name each time unless the test names one.
+        changes.setdefault("name", f"深圳市测试{uuid.uuid4().hex[:8]}{next(counter)}科技有限公司")
+        return application(**changes)
+
+    return make
+
+
+@pytest.fixture
+async def database(make_database) -> str:  # type: ignore[no-untyped-def]
+    url: str = await make_database("tongban_registration:migrations")
+    return url
+
+
+@pytest.fixture
+def registration_settings(database: str, node_settings: NodeSettings) -> RegistrationSettings:
+    """Without the relay and consumers: most tests look at HTTP and the database only, and
+    stopping a consumer costs a second of teardown."""
+    return RegistrationSettings(database_url=database, node=node_settings, run_workers=False)
+
+
+@pytest.fixture
+async def app_client(
+    registration_settings: RegistrationSettings,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Registration with no default credentials; tests pass tokens per request."""
+    async with running_app(create_app(registration_settings)) as client:
+        yield client
+
+
+@pytest.fixture
+async def live_client(
+    registration_settings: RegistrationSettings,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Registration with its outbox relay and consumers running (events reach the broker)."""
+    settings = registration_settings.model_copy(update={"run_workers": True})
+    async with running_app(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def live_flow(
+    live_client: httpx.AsyncClient, applicant: dict[str, str], officer: dict[str, str]
+) -> Flow:
+    return Flow(live_client, applicant, officer)
+
+
+@pytest.fixture
+def tokens(token_issuer: LocalIssuer) -> Tokens:
+    return Tokens(token_issuer)
+
+
+@pytest.fixture
+def applicant(tokens: Tokens) -> dict[str, str]:
+    return tokens.person()
+
+
+@pytest.fixture
+def officer(tokens: Tokens) -> dict[str, str]:
+    return tokens.officer()
+
+
+@pytest.fixture
+def flow(app_client: httpx.AsyncClient, applicant: dict[str, str], officer: dict[str, str]) -> Flow:
+    return Flow(app_client, applicant, officer)
+
+
+@pytest.fixture
+def sql(database: str) -> Callable[[str], Any]:
+    """Run one SQL statement against registration's database (raw checks of what is stored)."""
+    from sqlalchemy import text
+
+    async def run(statement: str, **params: Any) -> list[Any]:
+        engine = create_async_engine(database)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(text(statement), params)
+                return list(result.fetchall()) if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return run

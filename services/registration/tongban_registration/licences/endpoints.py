@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from tongban_kit.db import SessionDep
+from tongban_kit.errors import BadRequest
+from tongban_registration.businesses import service as businesses
+from tongban_registration.businesses.schemas import LicenceOut, VerificationOut
+from tongban_registration.deps import IdentityDep, SettingsDep
+from tongban_registration.licences import service
+from tongban_registration.licences.document import qr_payload
+
+router = APIRouter(tags=["licences"])
+
+
+@router.get("/v1/businesses/{uscc}/licence", response_model=LicenceOut)
+async def business_licence(
+    uscc: str, session: SessionDep, identity: IdentityDep, settings: SettingsDep
+) -> LicenceOut:
+    """The electronic business licence: its document, the node's signature and the QR payload.
+
+    Access: public (a licence is displayed publicly; it holds public fields only). Issued at
+    approval, or here on first request when identity was away then (503 while it still is).
+    Verify offline with identity's `/.well-known/document-jwks.json`, or at `/v1/licences/verify`.
+    """
+    business, _ = await businesses.get(session, uscc=uscc)
+    licence = await service.issue(
+        session, business=business, identity=identity, node=settings.node.node_code
+    )
+    return LicenceOut(
+        uscc=licence.uscc,
+        document=licence.document,
+        document_sha256=licence.document_sha256,
+        jws=licence.jws,
+        qr_payload=qr_payload(licence.document, licence.jws),
+        issued_at=licence.issued_at,
+    )
+
+
+@router.get("/v1/licences/verify", response_model=VerificationOut)
+async def verify_licence(
+    session: SessionDep,
+    payload: Annotated[
+        str | None, Query(max_length=4096, description="The QR payload of a licence.")
+    ] = None,
+    uscc: Annotated[str | None, Query(max_length=32, description="Or a USCC.")] = None,
+) -> VerificationOut:
+    """Whether a licence is genuine and what the register says about the business now.
+
+    Access: public. With `payload`: `valid` is whether it is a licence this node issued,
+    unaltered; with `uscc`: whether such a business is in the register. Either way `status`
+    is the business's status now (`active`, `revoked`), read from the register, so a
+    revocation shows on the next request.
+    """
+    if (payload is None) == (uscc is None):
+        raise BadRequest("give either payload or uscc")
+    if payload is not None:
+        result = await service.verify(session, payload=payload)
+        if not result.valid or result.business is None:
+            return VerificationOut(valid=False, reason=result.reason)
+        business = result.business
+    else:
+        business, _ = await businesses.get(session, uscc=uscc or "")
+    return VerificationOut(
+        valid=True,
+        uscc=business.uscc,
+        name=business.name,
+        status=business.status,
+        status_changed_at=business.status_changed_at,
+    )
