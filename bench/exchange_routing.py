@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import time
 import uuid
@@ -213,6 +212,12 @@ def _department_token(issuer: LocalIssuer, code: str) -> str:
     )
 
 
+async def _receive(conn: Connection) -> Any:
+    """The next message from a child process, without blocking the app's event loop."""
+    await asyncio.to_thread(conn.poll, None)
+    return conn.recv()
+
+
 async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
     from tongban_kit.infra import free_port
 
@@ -262,9 +267,7 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
                 daemon=True,
             )
             sink.start()
-            while not sink_parent.poll(0.1):
-                await asyncio.sleep(0.1)
-            assert sink_parent.recv() == "ready"
+            assert await _receive(sink_parent) == "ready"
             print(f"[run] publishing {rate:,}/s for {seconds:.0f} s", flush=True)
             pub_parent, pub_child = MP.Pipe()
             publisher = MP.Process(
@@ -273,13 +276,9 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
                 daemon=True,
             )
             publisher.start()
-            while not pub_parent.poll(0.1):
-                await asyncio.sleep(0.1)
-            sent, publish_s = pub_parent.recv()
+            sent, publish_s = await _receive(pub_parent)
             sink_parent.send(("expect", len(sent), grace))
-            while not sink_parent.poll(0.1):
-                await asyncio.sleep(0.1)
-            received: dict[str, dict[str, float]] = sink_parent.recv()
+            received: dict[str, dict[str, float]] = await _receive(sink_parent)
             sink.join(10)
             publisher.join(10)
 
