@@ -233,15 +233,10 @@ class EdgeProxy:
                     allow_redirects=False,
                     timeout=timeout,
                 )
-            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
-                if retries:
-                    retries -= 1
-                    continue
-                await self._failed(scope, receive, send, upstream, breaker, exc)
-                return
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                cause = exc.__cause__ or exc.__context__
-                if isinstance(exc, _BodyTooLarge) or isinstance(cause, _BodyTooLarge):
+            except (aiohttp.ClientError, TimeoutError, _BodyTooLarge, ClientDisconnect) as exc:
+                # A failing caller body surfaces as the client's error, caused by ours.
+                cause = exc if not isinstance(exc, aiohttp.ClientError) else exc.__cause__
+                if isinstance(cause, _BodyTooLarge):
                     breaker.released()
                     raise PayloadTooLarge(
                         f"The request body is larger than this route's "
@@ -250,20 +245,14 @@ class EdgeProxy:
                         limit_bytes=route.max_body_bytes,
                     ) from None
                 if isinstance(cause, ClientDisconnect):
-                    breaker.released()
+                    breaker.released()  # nobody is there to answer
                     return
+                if retries and isinstance(
+                    exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError
+                ):
+                    retries -= 1
+                    continue
                 await self._failed(scope, receive, send, upstream, breaker, exc)
-                return
-            except _BodyTooLarge:
-                breaker.released()
-                raise PayloadTooLarge(
-                    f"The request body is larger than this route's {route.max_body_bytes}-byte "
-                    "limit.",
-                    headers={"connection": "close"},
-                    limit_bytes=route.max_body_bytes,
-                ) from None
-            except ClientDisconnect:
-                breaker.released()  # nobody is there to answer
                 return
             break
         breaker.succeeded()
