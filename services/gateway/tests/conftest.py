@@ -329,7 +329,7 @@ def gateway_processes(
             command += ["--factory", "--port", str(port), "--no-access-log", "--no-server-header"]
             process = subprocess.Popen(command, env=variables, stdin=subprocess.DEVNULL)
             started.append((f"http://127.0.0.1:{port}", process))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # imports alone take seconds on a busy machine
         for url, process in started:
             while True:
                 with contextlib.suppress(httpx.TransportError):

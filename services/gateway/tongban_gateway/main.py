@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from tongban_gateway.auth import EdgeAuth
+from tongban_gateway.federation import NodeSigner, federation_router
 from tongban_gateway.openapi import MergedOpenAPI
 from tongban_gateway.proxy import ApiDispatch, EdgeProxy, upstream_session
 from tongban_gateway.ratelimit import Buckets, LocalBuckets, RedisBuckets
@@ -38,7 +39,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """
     settings = settings or GatewaySettings()
     routes = RouteTable.from_settings(settings)
-    proxy = EdgeProxy(routes, settings)
+    signer = NodeSigner.from_settings(settings) if routes.nodes else None
+    proxy = EdgeProxy(routes, settings, signer=signer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +74,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         settings=settings,
         title="Tongban gateway",
         description="The node's public entry: routes /api/<service>/… to the services.",
-        routers=[],
+        routers=[federation_router(signer)] if signer else [],
         lifespan=lifespan,
     )
     app.state.proxy = proxy

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tongban_gateway.auth import EdgeAuth, client_key
 from tongban_gateway.breaker import CircuitBreaker
+from tongban_gateway.federation import ASSERTION_HEADER, NodeSigner
 from tongban_gateway.headers import caller_headers, upstream_headers
 from tongban_gateway.ratelimit import Buckets, Decision
 from tongban_gateway.routes import MethodNotAllowed, Route, RouteTable, Upstream
@@ -81,20 +82,24 @@ def build_upstream_session(settings: GatewaySettings) -> aiohttp.ClientSession:
 
 
 class EdgeProxy:
-    """The ASGI app for ``/api/...``; ``start`` gives it its clients in the lifespan.
+    """The ASGI app for ``/api/...`` and ``/nodes/...``; ``start`` gives it its clients in
+    the lifespan.
 
     Refusals (``TongbanError``) are answered here as problem documents, so the app needs none
     of the framework's routing or exception layers around it (see ``ApiDispatch``).
     """
 
-    def __init__(self, table: RouteTable, settings: GatewaySettings) -> None:
+    def __init__(
+        self, table: RouteTable, settings: GatewaySettings, *, signer: NodeSigner | None
+    ) -> None:
         self.table = table
         self.settings = settings
+        self.signer = signer  # set when other nodes are configured
         self.breakers = {
             upstream.name: CircuitBreaker(
                 threshold=settings.breaker_failures, open_s=settings.breaker_open_s
             )
-            for upstream in table.upstreams
+            for upstream in (*table.upstreams, *table.node_upstreams)
         }
         self._session: aiohttp.ClientSession | None = None
         self._auth: EdgeAuth | None = None
@@ -220,6 +225,8 @@ class EdgeProxy:
         method: str = scope["method"]
         url = upstream.forward_url(rest, scope.get("query_string", b""))
         headers = upstream_headers(scope)
+        if route.node is not None:
+            headers = self._for_node(headers, route.node)
         retries = 1 if method in _IDEMPOTENT and not has_body else 0
         timeout = self._timeout(route.timeout_s)
         while True:
@@ -257,6 +264,13 @@ class EdgeProxy:
             break
         breaker.succeeded()
         await _relay(scope, receive, send, upstream, upstream_response, extra)
+
+    def _for_node(self, headers: list[tuple[str, str]], code: str) -> list[tuple[str, str]]:
+        """The caller's token stays here; this node's signed assertion goes instead."""
+        assert self.signer is not None
+        kept = [(name, value) for name, value in headers if name != "authorization"]
+        kept.append((ASSERTION_HEADER, self.signer.assertion(code)))
+        return kept
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(seconds)
@@ -307,7 +321,8 @@ class EdgeProxy:
 
 
 class ApiDispatch:
-    """Middleware sending ``/api/...`` straight to ``api`` and everything else on to the app.
+    """Middleware sending ``/api/...`` and ``/nodes/...`` straight to ``api`` and everything
+    else on to the app.
 
     The proxy is the hot path: behind this it skips the framework's router and exception
     layers (``api`` brings the kit's request context and body limit of its own).
@@ -318,7 +333,7 @@ class ApiDispatch:
         self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+        if scope["type"] == "http" and scope["path"].startswith(("/api/", "/nodes/")):
             await self.api(scope, receive, send)
         else:
             await self.app(scope, receive, send)

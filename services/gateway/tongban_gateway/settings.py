@@ -76,3 +76,9 @@ class GatewaySettings(BaseServiceSettings):
         description="Seconds an open breaker waits before letting one probe request through; "
         "its success closes the breaker.",
     )
+    node_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of this node's P-256 private key, which signs the assertion sent "
+        "with requests forwarded to other nodes (`/nodes/<code>/…`). Unset: a fixed "
+        "development key outside production; refused in production when nodes are configured.",
+    )
