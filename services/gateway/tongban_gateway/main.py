@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from tongban_gateway.auth import EdgeAuth
 from tongban_gateway.federation import NodeSigner, federation_router
 from tongban_gateway.openapi import MergedOpenAPI
-from tongban_gateway.proxy import ApiDispatch, EdgeProxy, upstream_session
+from tongban_gateway.proxy import ApiDispatch, EdgeProxy
 from tongban_gateway.ratelimit import Buckets, LocalBuckets, RedisBuckets
+from tongban_gateway.relay import upstream_session
 from tongban_gateway.routes import RouteTable
 from tongban_gateway.security import install_browser_policy
 from tongban_gateway.settings import GatewaySettings

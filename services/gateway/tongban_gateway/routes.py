@@ -134,10 +134,6 @@ class RouteTable:
         """Other nodes' gateways."""
         return tuple(route.upstream for route in self.nodes.values())
 
-    def routes(self) -> list[Route]:
-        """Every route, declared ones first within each upstream."""
-        return [route for entry in self._by_name.values() for route in entry.routes]
-
     def match(self, method: str, path: str) -> tuple[Route, str] | None:
         """The route for ``path`` (starting ``/api/`` or ``/nodes/``) and what follows the
         prefix, or None when nothing is routed there. Raises ``MethodNotAllowed`` for a method
