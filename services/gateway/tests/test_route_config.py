@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,8 +40,10 @@ def route_for(table: RouteTable, method: str, path: str) -> tuple[str, bool]:
         ("GET", "/api/registration/v1/businesses/91440300MA5FXXXX0X", True),
         ("POST", "/api/registration/v1/businesses", False),
         ("GET", "/api/registration/v1/licences/verify", True),
-        ("POST", "/api/registration/v1/licences/verify-signature", True),
-        ("GET", "/api/registration/v1/register/steps/2", True),
+        ("GET", "/api/registration/v1/licences/verify-signature", True),
+        ("POST", "/api/registration/v1/licences/verify", False),
+        ("GET", "/api/registration/v1/businesses/91440300MA5FXXXX0X/licence", True),
+        ("GET", "/api/registration/v1/register/steps/2", False),
         ("GET", "/api/exchange/healthz", True),
         ("GET", "/api/exchange/v1/records/businesses/x", False),
     ],
@@ -190,3 +193,20 @@ async def test_a_routes_own_body_limit_applies(
 
     assert (small.status_code, big.status_code, elsewhere.status_code) == (200, 413, 200)
     assert big.json()["limit_bytes"] == 100
+
+
+async def test_a_streamed_body_over_a_routes_limit_never_completes_upstream(
+    open_gateway: OpenGateway, ready: dict[str, StandIn], tmp_path: Path
+) -> None:
+    path = routes_file(tmp_path, ready, "      - {path: /streamed, max_body_bytes: 100}")
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 60
+
+    async with open_gateway(routes_file=path) as gateway:
+        response = await gateway.post("/api/identity/streamed", content=chunked())
+
+    assert response.status_code == 413
+    assert response.json()["limit_bytes"] == 100
+    assert ready["identity"].saw("/streamed") == []

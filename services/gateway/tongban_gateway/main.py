@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from tongban_gateway.auth import EdgeAuth
+from tongban_gateway.federation import NodeSigner, federation_router
 from tongban_gateway.openapi import MergedOpenAPI
-from tongban_gateway.proxy import ApiDispatch, EdgeProxy, upstream_session
+from tongban_gateway.proxy import ApiDispatch, EdgeProxy
 from tongban_gateway.ratelimit import Buckets, LocalBuckets, RedisBuckets
+from tongban_gateway.relay import upstream_session
 from tongban_gateway.routes import RouteTable
 from tongban_gateway.security import install_browser_policy
 from tongban_gateway.settings import GatewaySettings
@@ -38,7 +40,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """
     settings = settings or GatewaySettings()
     routes = RouteTable.from_settings(settings)
-    proxy = EdgeProxy(routes, settings)
+    signer = NodeSigner.from_settings(settings) if routes.nodes else None
+    proxy = EdgeProxy(routes, settings, signer=signer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         settings=settings,
         title="Tongban gateway",
         description="The node's public entry: routes /api/<service>/… to the services.",
-        routers=[],
+        routers=[federation_router(signer)] if signer else [],
         lifespan=lifespan,
     )
     app.state.proxy = proxy

@@ -1,7 +1,7 @@
-"""The reverse proxy: route, check, limit, forward; one aiohttp client, bodies streamed both ways.
+"""The reverse proxy: route, check, limit, forward.
 
-``EdgeProxy`` is a plain ASGI app mounted at ``/api`` (no FastAPI request or dependency
-machinery on the hot path). For each request it
+``EdgeProxy`` is a plain ASGI app that ``ApiDispatch`` sends ``/api/…`` and ``/nodes/…`` to
+(no FastAPI router, request or dependency machinery on the hot path). For each request it
 
 1. matches the route (``RouteTable``): 404 unrouted, 405 a method the service does not take;
 2. on a protected route, verifies the bearer token (``EdgeAuth``): 401, or 503 if identity's
@@ -12,39 +12,34 @@ machinery on the hot path). For each request it
 5. forwards with the prefix stripped, retrying an idempotent request without a body once if
    the connection fails, and relays the answer chunk by chunk as it arrives.
 
-Neither body is held in memory: the caller's body is read as the service reads it, and the
-service's response is relayed as it arrives, bytes untouched (a compressed body stays
-compressed). The client is aiohttp, chosen by measurement (bench/gateway): httpx's default
-transport proxied an order of magnitude fewer requests a second on this kind of machine.
+Both bodies are streamed (``tongban_gateway.relay``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tongban_gateway.auth import EdgeAuth, client_key
 from tongban_gateway.breaker import CircuitBreaker
-from tongban_gateway.headers import caller_headers, upstream_headers
+from tongban_gateway.federation import ASSERTION_HEADER, NodeSigner
+from tongban_gateway.headers import upstream_headers
 from tongban_gateway.ratelimit import Buckets, Decision
+from tongban_gateway.relay import BodyTooLarge, relay, request_body
 from tongban_gateway.routes import MethodNotAllowed, Route, RouteTable, Upstream
 from tongban_gateway.settings import GatewaySettings
 from tongban_kit.errors import NotFound, PayloadTooLarge, TongbanError, problem_response
 from tongban_kit.health import Check
 
-__all__ = ["ApiDispatch", "EdgeProxy", "TooManyRequests", "build_upstream_session"]
+__all__ = ["ApiDispatch", "EdgeProxy", "MethodNotRouted", "TooManyRequests"]
 
 logger = logging.getLogger("tongban.gateway.proxy")
 
 # Safe to send twice when the first attempt never reached the service (RFC 9110 §9.2.2).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-_END = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 class TooManyRequests(TongbanError):
@@ -55,46 +50,25 @@ class MethodNotRouted(TongbanError):
     status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
-def build_upstream_session(settings: GatewaySettings) -> aiohttp.ClientSession:
-    """The one client every proxied request and readiness check shares (built in the lifespan,
-    closed at shutdown)."""
-    connector = aiohttp.TCPConnector(
-        # Sized for a 2-core node: enough concurrent requests to keep three services busy.
-        limit=200,
-        # Under uvicorn's 5 s idle timeout, so a connection the service is closing is not reused.
-        keepalive_timeout=4.0,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        # The caller's headers go as they came: no Accept, User-Agent or Content-Type added.
-        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        auto_decompress=False,
-        # Set-Cookie belongs to the caller; the shared client must not keep it for the next one.
-        cookie_jar=aiohttp.DummyCookieJar(),
-        # Service URLs are internal: never through an HTTP(S)_PROXY from the environment.
-        trust_env=False,
-    )
-
-
 class EdgeProxy:
-    """The ASGI app for ``/api/...``; ``start`` gives it its clients in the lifespan.
+    """The ASGI app for ``/api/...`` and ``/nodes/...``; ``start`` gives it its clients in
+    the lifespan.
 
     Refusals (``TongbanError``) are answered here as problem documents, so the app needs none
     of the framework's routing or exception layers around it (see ``ApiDispatch``).
     """
 
-    def __init__(self, table: RouteTable, settings: GatewaySettings) -> None:
+    def __init__(
+        self, table: RouteTable, settings: GatewaySettings, *, signer: NodeSigner | None
+    ) -> None:
         self.table = table
         self.settings = settings
+        self.signer = signer  # set when other nodes are configured
         self.breakers = {
             upstream.name: CircuitBreaker(
                 threshold=settings.breaker_failures, open_s=settings.breaker_open_s
             )
-            for upstream in table.upstreams
+            for upstream in (*table.upstreams, *table.node_upstreams)
         }
         self._session: aiohttp.ClientSession | None = None
         self._auth: EdgeAuth | None = None
@@ -220,10 +194,12 @@ class EdgeProxy:
         method: str = scope["method"]
         url = upstream.forward_url(rest, scope.get("query_string", b""))
         headers = upstream_headers(scope)
+        if route.node is not None:
+            headers = self._for_node(headers, route.node)
         retries = 1 if method in _IDEMPOTENT and not has_body else 0
         timeout = self._timeout(route.timeout_s)
         while True:
-            body = _request_body(receive, route.max_body_bytes) if has_body else None
+            body = request_body(receive, route.max_body_bytes) if has_body else None
             try:
                 upstream_response = await self._session.request(
                     method,
@@ -233,15 +209,10 @@ class EdgeProxy:
                     allow_redirects=False,
                     timeout=timeout,
                 )
-            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
-                if retries:
-                    retries -= 1
-                    continue
-                await self._failed(scope, receive, send, upstream, breaker, exc)
-                return
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                cause = exc.__cause__ or exc.__context__
-                if isinstance(exc, _BodyTooLarge) or isinstance(cause, _BodyTooLarge):
+            except (aiohttp.ClientError, TimeoutError, BodyTooLarge, ClientDisconnect) as exc:
+                # A failing caller body surfaces as the client's error, caused by ours.
+                cause = exc if not isinstance(exc, aiohttp.ClientError) else exc.__cause__
+                if isinstance(cause, BodyTooLarge):
                     breaker.released()
                     raise PayloadTooLarge(
                         f"The request body is larger than this route's "
@@ -250,24 +221,25 @@ class EdgeProxy:
                         limit_bytes=route.max_body_bytes,
                     ) from None
                 if isinstance(cause, ClientDisconnect):
-                    breaker.released()
+                    breaker.released()  # nobody is there to answer
                     return
+                if retries and isinstance(
+                    exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError
+                ):
+                    retries -= 1
+                    continue
                 await self._failed(scope, receive, send, upstream, breaker, exc)
-                return
-            except _BodyTooLarge:
-                breaker.released()
-                raise PayloadTooLarge(
-                    f"The request body is larger than this route's {route.max_body_bytes}-byte "
-                    "limit.",
-                    headers={"connection": "close"},
-                    limit_bytes=route.max_body_bytes,
-                ) from None
-            except ClientDisconnect:
-                breaker.released()  # nobody is there to answer
                 return
             break
         breaker.succeeded()
-        await _relay(scope, receive, send, upstream, upstream_response, extra)
+        await relay(scope, receive, send, upstream, upstream_response, extra)
+
+    def _for_node(self, headers: list[tuple[str, str]], code: str) -> list[tuple[str, str]]:
+        """The caller's token stays here; this node's signed assertion goes instead."""
+        assert self.signer is not None
+        kept = [(name, value) for name, value in headers if name != "authorization"]
+        kept.append((ASSERTION_HEADER, self.signer.assertion(code)))
+        return kept
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(seconds)
@@ -318,7 +290,8 @@ class EdgeProxy:
 
 
 class ApiDispatch:
-    """Middleware sending ``/api/...`` straight to ``api`` and everything else on to the app.
+    """Middleware sending ``/api/...`` and ``/nodes/...`` straight to ``api`` and everything
+    else on to the app.
 
     The proxy is the hot path: behind this it skips the framework's router and exception
     layers (``api`` brings the kit's request context and body limit of its own).
@@ -329,7 +302,7 @@ class ApiDispatch:
         self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+        if scope["type"] == "http" and scope["path"].startswith(("/api/", "/nodes/")):
             await self.api(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -337,104 +310,3 @@ class ApiDispatch:
 
 class UpstreamNotReady(Exception):
     """A service's ``/readyz`` answered something other than 200."""
-
-
-async def _request_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
-    """The caller's body as it arrives; raises if the caller leaves or sends too much, which
-    makes the client break the connection to the service so it never sees a complete body."""
-    received = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        received += len(chunk)
-        if received > limit:
-            raise _BodyTooLarge()
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
-
-
-async def _relay(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    upstream: Upstream,
-    response: aiohttp.ClientResponse,
-    extra: list[tuple[bytes, bytes]],
-) -> None:
-    """Send the service's answer on as it arrives; the upstream connection is released however
-    the relay ends (dropped, not reused, unless the body was read to its end).
-
-    The server drops what is sent to a caller who has gone without saying so, so a long
-    answer is watched: the caller leaving closes the service's response at once (an endless
-    event stream included).
-    """
-    complete = False
-    short = _short(response)
-    watcher = None if short else asyncio.ensure_future(_disconnected(receive))
-    if watcher is not None:
-        watcher.add_done_callback(lambda _: response.close())
-    try:
-        headers = caller_headers(response.raw_headers, upstream, scope)
-        start = {"type": "http.response.start", "status": response.status, "headers": headers}
-        if extra:
-            headers.extend(extra)
-        if short:
-            # A small body of known length: read whole, sent in one message (the hot path).
-            body = await response.read()
-            await send(start)
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-        else:
-            await send(start)
-            async for chunk in response.content.iter_any():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send(_END)
-        complete = True
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        if watcher is None or not watcher.done():
-            # Too late for a problem document: the caller sees the connection end short.
-            logger.warning(
-                "%s %s: the %s service broke off its response (%s)",
-                scope["method"],
-                scope["path"],
-                upstream.name,
-                type(exc).__name__,
-                extra={"upstream": upstream.name},
-            )
-    except OSError:
-        pass  # the caller hung up; the service's connection is dropped below
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-        if complete:
-            response.release()
-        else:
-            response.close()
-
-
-_SHORT_BYTES = 256 * 1024
-
-
-def _short(response: aiohttp.ClientResponse) -> bool:
-    """A body of known, small size: relayed in a moment, not worth watching the caller for."""
-    length = response.content_length
-    return length is not None and length <= _SHORT_BYTES
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Return when the caller has gone (whatever body is left unread is skipped)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-@contextlib.asynccontextmanager
-async def upstream_session(settings: GatewaySettings) -> AsyncIterator[aiohttp.ClientSession]:
-    session = build_upstream_session(settings)
-    try:
-        yield session
-    finally:
-        await session.close()
-        await asyncio.sleep(0)  # lets aiohttp finish closing its transports

@@ -40,15 +40,14 @@ class Upstream:
 
     name: str
     base_url: httpx.URL
+    #: The public path prefix: ``/api/<name>/`` for a service, ``/nodes/<code>/`` for a node.
+    prefix: str = ""
     base: str = field(init=False, repr=False, compare=False)  # base URL string ending in "/"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base", str(self.base_url).rstrip("/") + "/")
-
-    @property
-    def prefix(self) -> str:
-        """The public path prefix, e.g. ``/api/identity/``."""
-        return f"/api/{self.name}/"
+        if not self.prefix:
+            object.__setattr__(self, "prefix", f"/api/{self.name}/")
 
     def exposes(self, path: str) -> bool:
         """Whether ``path`` (what follows the prefix) may be forwarded to this service.
@@ -105,6 +104,7 @@ class Route:
     max_body_bytes: int
     rate_limit: str | None
     pattern: re.Pattern[str] | None = None  # None: the upstream's catch-all
+    node: str | None = None  # the code of another node this route forwards to
 
     def matches(self, method: str, rest: str) -> bool:
         if self.methods is not None and method not in self.methods:
@@ -125,20 +125,26 @@ class RouteTable:
 
     _by_name: dict[str, _UpstreamRoutes]
     rate_limits: dict[str, RateLimitClass]
-    nodes: dict[str, NodeRoute]
+    nodes: dict[str, Route]  # by node code
 
     @property
     def upstreams(self) -> tuple[Upstream, ...]:
+        """The node's own services."""
         return tuple(entry.upstream for entry in self._by_name.values())
 
-    def routes(self) -> list[Route]:
-        """Every route, declared ones first within each upstream."""
-        return [route for entry in self._by_name.values() for route in entry.routes]
+    @property
+    def node_upstreams(self) -> tuple[Upstream, ...]:
+        """Other nodes' gateways."""
+        return tuple(route.upstream for route in self.nodes.values())
 
     def match(self, method: str, path: str) -> tuple[Route, str] | None:
-        """The route for ``path`` (starting ``/api/``) and what follows the prefix, or None
-        when no upstream is routed there. Raises ``MethodNotAllowed`` for a method the upstream
-        does not take."""
+        """The route for ``path`` (starting ``/api/`` or ``/nodes/``) and what follows the
+        prefix, or None when nothing is routed there. Raises ``MethodNotAllowed`` for a method
+        the upstream does not take."""
+        if path.startswith("/nodes/"):
+            code, _, rest = path[len("/nodes/") :].partition("/")
+            node = self.nodes.get(code)
+            return (node, rest) if node is not None else None
         name, _, rest = path[len("/api/") :].partition("/")
         entry = self._by_name.get(name)
         if entry is None:
@@ -196,12 +202,11 @@ class RouteTable:
                 )
             )
             by_name[entry.name] = _UpstreamRoutes(upstream, frozenset(entry.methods), tuple(routes))
-        nodes: dict[str, NodeRoute] = {}
+        nodes: dict[str, Route] = {}
         for node in config.nodes:
             if node.code in nodes:
                 raise RouteConfigError(f"node {node.code!r} is declared twice")
-            _base_url(node.url, f"nodes[{node.code}].url")
-            nodes[node.code] = node
+            nodes[node.code] = _node_route(node, settings, config)
         return cls(by_name, dict(config.rate_limits), nodes)
 
 
@@ -252,6 +257,22 @@ def _compile(
             else defaults.rate_limit
         ),
         pattern=_pattern(rule.path, where),
+    )
+
+
+def _node_route(node: NodeRoute, settings: GatewaySettings, config: GatewayConfig) -> Route:
+    """Everything under ``/nodes/<code>/`` to that node's gateway: protected, default limits."""
+    prefix = f"/nodes/{node.code}/"
+    upstream = Upstream(f"node-{node.code}", _base_url(node.url, f"nodes[{node.code}].url"), prefix)
+    return Route(
+        upstream=upstream,
+        path=f"{prefix}{{path}}",
+        methods=None,
+        public=False,
+        timeout_s=node.timeout_s or settings.upstream_timeout_s,
+        max_body_bytes=settings.node.max_body_bytes,
+        rate_limit=_rate_class("default", config, f"node {node.code!r}"),
+        node=node.code,
     )
 
 

@@ -15,7 +15,10 @@ __all__ = ["GatewaySettings"]
 class GatewaySettings(BaseServiceSettings):
     """Where the gateway listens, where each service is, and how long to wait for them."""
 
-    model_config = SettingsConfigDict(env_prefix="TONGBAN_GATEWAY_", extra="ignore")
+    # populate_by_name: tests and callers may pass redis_url=... despite its aliases.
+    model_config = SettingsConfigDict(
+        env_prefix="TONGBAN_GATEWAY_", extra="ignore", populate_by_name=True
+    )
 
     service_name: str = Field(default="gateway", description="Name in logs and metrics.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the gateway listens on.")
@@ -52,14 +55,14 @@ class GatewaySettings(BaseServiceSettings):
     )
     redis_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("TONGBAN_GATEWAY_REDIS_URL", "REDIS_URL", "redis_url"),
+        validation_alias=AliasChoices("TONGBAN_GATEWAY_REDIS_URL", "REDIS_URL"),
         description="Redis shared by every gateway process for rate limits (also read from "
         "`REDIS_URL`). Unset: each process keeps its own buckets.",
     )
     cors_origins: list[str] = Field(
-        default_factory=list,
-        description="Browser origins (the portals, e.g. `https://portal.example.gov.cn`) "
-        "allowed to call the API cross-origin. Empty: no cross-origin access.",
+        default=[],
+        description="Browser origins (the portals) allowed to call the API cross-origin, as a "
+        'JSON list: `["https://portal.example.gov.cn"]`. Empty: no cross-origin access.',
     )
     breaker_failures: int = Field(
         default=5,
@@ -72,4 +75,10 @@ class GatewaySettings(BaseServiceSettings):
         gt=0,
         description="Seconds an open breaker waits before letting one probe request through; "
         "its success closes the breaker.",
+    )
+    node_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of this node's P-256 private key, which signs the assertion sent "
+        "with requests forwarded to other nodes (`/nodes/<code>/…`). Unset: a fixed "
+        "development key outside production; refused in production when nodes are configured.",
     )
