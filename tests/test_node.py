@@ -11,8 +11,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import jwt
@@ -23,81 +21,16 @@ from jwt.algorithms import ECAlgorithm
 
 from tongban_kit.auth import ServiceTokens
 from tongban_kit.auth.client import load_service_key
-from tongban_kit.infra import free_port
+from tongban_kit.testing.node import NodeProcess, node_process
 from tongban_registration.testing import application
 
 pytestmark = pytest.mark.node
 
 
-@dataclass
-class RunningNode:
-    process: subprocess.Popen[bytes]
-    gateway: str
-    state_dir: Path
-    output: Path
-    env: dict[str, str]
-
-
-def _node_env(state_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TONGBAN_", "KAFKA_")) and k != "DATABASE_URL"
-    }
-    env.update(
-        {
-            "TONGBAN_STATE_DIR": str(state_dir),
-            "TONGBAN_EMBEDDED_POSTGRES_PORT": str(free_port()),
-            "TONGBAN_EMBEDDED_KAFKA_PORT": str(free_port()),
-            "TONGBAN_IDENTITY_PORT": str(free_port()),
-            "TONGBAN_REGISTRATION_PORT": str(free_port()),
-            "TONGBAN_EXCHANGE_PORT": str(free_port()),
-            "TONGBAN_GATEWAY_PORT": str(free_port()),
-        }
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
-    state_dir = tmp_path_factory.mktemp("node")
-    env = _node_env(state_dir)
-    output = state_dir / "launcher.out"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tongban_kit.cli", "node", "up"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as a terminal's job would be
-        )
-    running = RunningNode(
-        process, f"http://127.0.0.1:{env['TONGBAN_GATEWAY_PORT']}", state_dir, output, env
-    )
-    try:
-        _wait_ready(running, timeout=90)
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    with node_process(tmp_path_factory.mktemp("node")) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_ready(node: RunningNode, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if node.process.poll() is not None:
-            pytest.fail("the node exited during start-up:\n" + node.output.read_text())
-        try:
-            if httpx.get(f"{node.gateway}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the node was not ready in {timeout}s:\n" + node.output.read_text())
 
 
 def _eventually(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
@@ -109,7 +42,7 @@ def _eventually(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
         time.sleep(0.2)
 
 
-def test_the_gateway_reports_every_service_ready(node: RunningNode) -> None:
+def test_the_gateway_reports_every_service_ready(node: NodeProcess) -> None:
     response = httpx.get(f"{node.gateway}/readyz")
 
     assert response.status_code == 200
@@ -138,7 +71,7 @@ def _login(api: httpx.Client) -> str:
     return str(login.json()["access_token"])
 
 
-def _department_token(api: httpx.Client, node: RunningNode, code: str, scopes: str) -> str:
+def _department_token(api: httpx.Client, node: NodeProcess, code: str, scopes: str) -> str:
     """Enrol a department with the `tongban departments` command, as an operator does, and get
     its token with private_key_jwt (RFC 7523)."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -186,7 +119,7 @@ def _department_token(api: httpx.Client, node: RunningNode, code: str, scopes: s
 
 
 @pytest.fixture(scope="module")
-def person(node: RunningNode) -> dict[str, str]:
+def person(node: NodeProcess) -> dict[str, str]:
     """Headers of a person who signed up and signed in (level `low`)."""
     api = httpx.Client(base_url=f"{node.gateway}/api", timeout=10)
     signed_up = api.post("/identity/v1/persons", json=PERSON)
@@ -195,7 +128,7 @@ def person(node: RunningNode) -> dict[str, str]:
 
 
 def test_an_application_becomes_a_business_every_service_and_department_learns_of(
-    node: RunningNode, person: dict[str, str]
+    node: NodeProcess, person: dict[str, str]
 ) -> None:
     api = httpx.Client(base_url=f"{node.gateway}/api", timeout=10)
     low = {"Authorization": person["Authorization"]}
@@ -274,7 +207,7 @@ def test_an_application_becomes_a_business_every_service_and_department_learns_o
 
 
 def test_services_that_call_identity_get_a_service_account_and_its_token(
-    node: RunningNode,
+    node: NodeProcess,
 ) -> None:
     """`node up` enrolled registration as client `svc-registration` with a key of its own;
     identity issues that key's holder a token with the scopes the spec names."""
@@ -300,7 +233,7 @@ def test_services_that_call_identity_get_a_service_account_and_its_token(
 
 
 def test_bad_input_through_the_gateway_gets_problem_json(
-    node: RunningNode, person: dict[str, str]
+    node: NodeProcess, person: dict[str, str]
 ) -> None:
     url = f"{node.gateway}/api/registration/v1/applications"
     headers = {"content-type": "application/json", "Authorization": person["Authorization"]}
@@ -314,7 +247,7 @@ def test_bad_input_through_the_gateway_gets_problem_json(
     assert huge.headers["content-type"] == "application/problem+json"
 
 
-def test_ctrl_c_stops_the_node_and_leaves_no_process_behind(node: RunningNode) -> None:
+def test_ctrl_c_stops_the_node_and_leaves_no_process_behind(node: NodeProcess) -> None:
     launcher = psutil.Process(node.process.pid)
     family = [launcher, *launcher.children(recursive=True)]
     assert len(family) >= 5  # launcher, four services (plus the embedded servers)
