@@ -21,28 +21,41 @@ if TYPE_CHECKING:
 
 @contextlib.asynccontextmanager
 async def drops_first_connection(real: str, marker: bytes) -> AsyncIterator[str]:
-    """A TCP front that closes unanswered the first connection whose request names ``marker``
-    (as a stale keep-alive or a restarting service would) and relays all others to ``real``."""
+    """A TCP front that closes unanswered the first request naming ``marker`` (as a stale
+    keep-alive or a restarting service would) and relays everything else to ``real``. Every
+    chunk the gateway sends is looked at, not only a connection's first request: the gateway
+    may reuse a pooled connection (its readiness check opened it) for the request under test."""
     host, port = httpx.URL(real).host, httpx.URL(real).port
     dropped = False
 
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             while data := await reader.read(65536):
                 writer.write(data)
                 await writer.drain()
         writer.close()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def inspect(
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        upstream: asyncio.StreamWriter,
+    ) -> None:
         nonlocal dropped
-        head = await reader.readline()
-        if marker in head and not dropped:
-            dropped = True
-            writer.close()
-            return
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                if marker in data and not dropped:
+                    dropped = True
+                    break  # the request never reaches the service; the caller sees a close
+                upstream.write(data)
+                await upstream.drain()
+        writer.close()
+        upstream.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
-        upstream_writer.write(head)
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        await asyncio.gather(
+            inspect(reader, writer, upstream_writer), relay(upstream_reader, writer)
+        )
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     async with server:
