@@ -64,7 +64,8 @@ async def test_the_declarative_file_is_the_owner_and_sharing_of_event_types(
 
     assert business["owner"] == declared[BUSINESS_REGISTERED]["owner"]
     assert (business["sharing"], business["scope"]) == ("unconditional", "national")
-    assert business["personal"] == ["/legal_representative/resident_id"]
+    assert "/legal_representative/resident_id" in business["personal"]
+    assert "/investors/*/name" in business["personal"]
     login = (
         await exchange.get(
             "/v1/datasets/gov.tongban.identity.security.login_failed.v1",

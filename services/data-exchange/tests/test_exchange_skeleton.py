@@ -74,6 +74,7 @@ def _registered(**overrides: object) -> CloudEvent:
         "name": "深圳市腾飞科技有限公司",
         "division_code": "440305",
         "registered_at": "2026-11-26T10:00:00+00:00",
+        "legal_representative": {"name": "张三", "resident_id": "11010519491231002X"},
     }
     data.update(overrides)
     return CloudEvent.new(

@@ -13,8 +13,12 @@ DATA = {
     "uscc": "91440305000000019K",
     "name": "深圳市腾飞科技有限公司",
     "legal_representative": {"name": "张三", "resident_id": "11010519491231002X"},
+    "investors": [
+        {"name": "李四", "kind": "natural_person", "share": "60"},
+        {"name": "深圳市投资有限公司", "kind": "legal_person", "share": "40"},
+    ],
 }
-PERSONAL = ["/legal_representative/resident_id"]
+PERSONAL = ["/legal_representative/resident_id", "/investors/*/name"]
 
 
 class Pairwise:
@@ -69,3 +73,25 @@ async def test_a_grant_that_allows_personal_data_and_one_without_the_field() -> 
     assert allowed["legal_representative"]["resident_id"] == "11010519491231002X"
     assert narrow == {"uscc": "91440305000000019K"}
     assert pairwise.asked == []  # nobody asked identity for what is not sent
+
+
+class NamesUnknown(Pairwise):
+    """Identity makes pseudonyms of resident IDs only; any other value is withheld."""
+
+    async def pseudonym(self, department: str, resident_id: str) -> str | None:
+        if len(resident_id) != 18:
+            return None
+        return await super().pseudonym(department, resident_id)
+
+
+async def test_personal_values_inside_arrays_are_pseudonymised_or_withheld() -> None:
+    view = await project(
+        DATA,
+        grant=_grant("tax", ["investors", "legal_representative"]),
+        personal=PERSONAL,
+        pseudonyms=NamesUnknown(),
+    )
+
+    assert ["name" in i for i in view["investors"]] == [False, False]
+    assert [i["share"] for i in view["investors"]] == ["60", "40"]
+    assert len(view["legal_representative"]["resident_id"]) == 32

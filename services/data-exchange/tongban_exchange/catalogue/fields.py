@@ -14,12 +14,15 @@ def top_level_fields(schema: dict[str, Any]) -> list[str]:
 
 
 def personal_paths(schema: dict[str, Any], prefix: str = "") -> list[str]:
-    """JSON-pointer paths (``/legal_representative/resident_id``) of the personal fields."""
+    """JSON-pointer paths of the personal fields, ``*`` standing for every item of an array:
+    ``/legal_representative/resident_id``, ``/investors/*/name``."""
     paths: list[str] = []
-    for name, sub in schema.get("properties", {}).items():
+    children = [(f"{prefix}/{name}", sub) for name, sub in schema.get("properties", {}).items()]
+    if isinstance(schema.get("items"), dict):
+        children.append((f"{prefix}/*", schema["items"]))
+    for path, sub in children:
         if not isinstance(sub, dict):
             continue
-        path = f"{prefix}/{name}"
         if sub.get(PERSONAL) is True:
             paths.append(path)
         paths += personal_paths(sub, path)

@@ -16,21 +16,35 @@ async def project(
     personal: list[str],
     pseudonyms: PseudonymSource,
 ) -> dict[str, Any]:
-    """The granted top-level fields of ``data``; each personal path in them is replaced by the
-    department's pseudonym (or left out if none can be made) unless the grant allows it."""
+    """The granted top-level fields of ``data``; each personal value in them is replaced by
+    the department's pseudonym (or left out if none can be made) unless the grant allows it.
+    ``personal`` holds JSON-pointer paths, ``*`` for every item of an array."""
     view = {name: copy.deepcopy(data[name]) for name in grant.fields if name in data}
     if grant.personal_allowed:
         return view
     for path in personal:
-        *parents, leaf = path.strip("/").split("/")
-        holder: Any = view
-        for part in parents:
-            holder = holder.get(part) if isinstance(holder, dict) else None
-        if not isinstance(holder, dict) or not isinstance(holder.get(leaf), str):
-            continue
-        pseudonym = await pseudonyms.pseudonym(grant.department, holder[leaf])
-        if pseudonym is None:
-            del holder[leaf]
-        else:
-            holder[leaf] = pseudonym
+        await _replace(view, path.strip("/").split("/"), grant.department, pseudonyms)
     return view
+
+
+async def _replace(
+    node: Any, parts: list[str], department: str, pseudonyms: PseudonymSource
+) -> None:
+    part, rest = parts[0], parts[1:]
+    if part == "*":
+        children: list[tuple[Any, Any]] = list(enumerate(node)) if isinstance(node, list) else []
+    elif isinstance(node, dict) and part in node:
+        children = [(part, node[part])]
+    else:
+        return
+    for key, child in children:
+        if rest:
+            await _replace(child, rest, department, pseudonyms)
+        elif isinstance(child, str):
+            pseudonym = await pseudonyms.pseudonym(department, child)
+            if pseudonym is not None:
+                node[key] = pseudonym
+            elif isinstance(node, dict):
+                del node[key]
+            else:
+                node[key] = None  # an array keeps its length; the value is withheld

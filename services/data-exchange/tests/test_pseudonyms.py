@@ -1,0 +1,108 @@
+"""Pseudonyms from a real identity: data-exchange asks `POST /v1/pairwise/subjects` as its
+service account (`identity:pairwise:derive`); each department sees its own pseudonym of the
+legal representative, never the resident ID number."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from tongban_exchange.main import create_app
+from tongban_exchange.settings import ExchangeSettings
+from tongban_exchange.testing import RESIDENT_ID, Tokens, business_registered, grant
+from tongban_identity.main import create_app as create_identity
+from tongban_identity.sessions.testing import fast_hasher
+from tongban_identity.settings import IdentitySettings
+from tongban_kit.auth.client import generate_service_key
+from tongban_kit.settings import NodeSettings
+from tongban_kit.testing import publish_events, running_app, serving_app
+
+
+def _identity_command(database: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "tongban_identity.departments", *args],
+        env={**os.environ, "TONGBAN_IDENTITY_DATABASE_URL": database},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+async def exchange_with_identity(
+    make_database, node_settings: NodeSettings, database: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """Data-exchange enrolled at a real identity, where two departments are enrolled."""
+    identity_db: str = await make_database("tongban_identity:migrations")
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1", "use": "sig"}
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [jwk]}))
+    for code in ("tax", "social-security"):
+        _identity_command(
+            identity_db,
+            *("create", "--code", code, "--name", code, "--scopes", "exchange:subscribe"),
+            *("--jwks-file", str(jwks_file)),
+        )
+    key_file = tmp_path / "exchange.pem"
+    generate_service_key(key_file)
+    client_id = _identity_command(
+        identity_db,
+        *("service-account", "--service", "exchange"),
+        *("--scopes", "identity:pairwise:derive", "--key-file", str(key_file)),
+    )
+    identity = create_identity(
+        IdentitySettings(database_url=identity_db, node=node_settings, run_workers=False)
+    )
+    identity.state.password_hasher = fast_hasher()
+    async with serving_app(identity) as identity_url:
+        settings = ExchangeSettings(
+            database_url=database,
+            # Identity makes pseudonyms; department tokens still come from the test issuer.
+            node=node_settings.model_copy(update={"identity_url": identity_url}),
+            client_id=client_id,
+            client_key_file=key_file,
+        )
+        async with running_app(create_app(settings)) as client:
+            yield client
+
+
+async def test_each_department_gets_its_own_pseudonym_from_identity(
+    exchange_with_identity: httpx.AsyncClient, as_department: Tokens, node_settings: NodeSettings
+) -> None:
+    client = exchange_with_identity
+    fields = ["uscc", "legal_representative", "investors"]
+    for department in ("tax", "social-security"):
+        await grant(client, as_department(department), fields=fields)
+    event = business_registered(
+        investors=[{"name": "李四", "kind": "natural_person", "share": "100"}]
+    )
+
+    await publish_events(node_settings, event)
+
+    seen = {}
+    for department in ("tax", "social-security"):
+        page = await client.get(
+            "/v1/deliveries", params={"wait": 15}, headers=as_department(department)
+        )
+        (delivered,) = page.json()["events"]
+        seen[department] = delivered["data"]
+    tax, social = seen["tax"], seen["social-security"]
+    assert tax["legal_representative"]["name"] == "张三"
+    assert (
+        tax["legal_representative"]["resident_id"] != social["legal_representative"]["resident_id"]
+    )
+    assert RESIDENT_ID not in json.dumps(seen)
+    # An investor's name is no resident ID: identity makes no pseudonym of it, so it is withheld.
+    assert tax["investors"] == [{"kind": "natural_person", "share": "100"}]
