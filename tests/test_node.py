@@ -8,9 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import jwt
@@ -18,9 +20,13 @@ import psutil
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+from standardwebhooks import Webhook
 
 from tongban_kit.auth import ServiceTokens
 from tongban_kit.auth.client import load_service_key
+from tongban_kit.events import CloudEvent
+from tongban_kit.settings import NodeSettings
+from tongban_kit.testing import EventProbe
 from tongban_kit.testing.node import NodeProcess, node_process
 from tongban_registration.testing import application
 
@@ -127,8 +133,116 @@ def person(node: NodeProcess) -> dict[str, str]:
     return {"Authorization": f"Bearer {_login(api)}", "X-Person-Id": signed_up.json()["id"]}
 
 
+class WebhookReceiver:
+    """Social security's webhook endpoint: a small real HTTP server keeping what it gets."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tongban/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    running = WebhookReceiver()
+    yield running
+    running.server.shutdown()
+
+
+BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
+
+
+def _subscribed_departments(
+    api: httpx.Client, node: NodeProcess, receiver: WebhookReceiver
+) -> dict[str, dict[str, str]]:
+    """Tax by its Kafka topic, social security by webhook, statistics by pull, each granted
+    other fields of new businesses; customs enrolled with no grant (so it receives nothing).
+    Their headers by code."""
+    scopes = "exchange:subscribe exchange:query exchange:acknowledge"
+    departments = {
+        code: {"Authorization": "Bearer " + _department_token(api, node, code, scopes)}
+        for code in ("tax", "social-security", "statistics", "customs")
+    }
+    wanted = {
+        "tax": (["uscc", "name", "registered_capital"], {"mode": "kafka"}),
+        "social-security": (
+            ["uscc", "legal_representative"],
+            {"mode": "webhook", "url": receiver.url},
+        ),
+        "statistics": (["uscc", "entity_type", "address"], {"mode": "pull"}),
+    }
+    for code, (fields, delivery) in wanted.items():
+        granted = api.post(
+            "/exchange/v1/grants",
+            json={
+                "dataset": BUSINESS_REGISTERED,
+                "purpose": f"open the {code} record of every new business",
+                "legal_basis": "多证合一 (State Council 2017 No. 41)",
+                "fields": fields,
+                "delivery": delivery,
+            },
+            headers=departments[code],
+        )
+        assert granted.status_code in (200, 201), granted.text
+        assert granted.json()["status"] == "granted"
+        if code == "social-security":
+            departments[code]["X-Webhook-Secret"] = granted.json()["webhook_secret"]
+    return departments
+
+
+def _each_department_gets_its_fields_with_one_event_id(
+    api: httpx.Client,
+    node: NodeProcess,
+    departments: dict[str, dict[str, str]],
+    receiver: WebhookReceiver,
+    uscc: str,
+) -> None:
+    async def read_tax_topic() -> list[CloudEvent]:
+        broker = NodeSettings(
+            kafka_bootstrap_servers=f"127.0.0.1:{node.env['TONGBAN_EMBEDDED_KAFKA_PORT']}"
+        )
+        async with EventProbe(broker, "exchange.to.tax") as probe:
+            return await probe.collect(lambda seen: len(seen) >= 1, timeout=30)
+
+    (tax,) = asyncio.run(read_tax_topic())
+    statistics = api.get(
+        "/exchange/v1/deliveries",
+        params={"after": 0, "wait": 20},
+        headers=departments["statistics"],
+        timeout=30,
+    ).json()["events"]
+    assert _eventually(lambda: receiver.received, timeout=30), "no webhook came"
+    headers, body = receiver.received[0]
+    social = Webhook(departments["social-security"]["X-Webhook-Secret"]).verify(body, headers)
+
+    assert tax.type == BUSINESS_REGISTERED
+    assert tax.id == headers["webhook-id"] == statistics[0]["id"] == social["id"]
+    assert set(tax.data) == {"uscc", "name", "registered_capital"}
+    assert tax.data["uscc"] == uscc
+    assert set(statistics[0]["data"]) == {"uscc", "entity_type", "address"}
+    assert set(social["data"]) == {"uscc", "legal_representative"}
+    # Social security sees the representative by its own pseudonym, never the ID number.
+    assert PERSON["resident_id"] not in body.decode()
+    customs = departments["customs"]
+    nothing = api.get("/exchange/v1/deliveries", params={"wait": 0}, headers=customs).json()
+    assert nothing["events"] == []
+
+
 def test_an_application_becomes_a_business_every_service_and_department_learns_of(
-    node: NodeProcess, person: dict[str, str]
+    node: NodeProcess, person: dict[str, str], receiver: WebhookReceiver
 ) -> None:
     api = httpx.Client(base_url=f"{node.gateway}/api", timeout=10)
     low = {"Authorization": person["Authorization"]}
@@ -137,6 +251,8 @@ def test_an_application_becomes_a_business_every_service_and_department_learns_o
         "Authorization": "Bearer "
         + _department_token(api, node, "samr", "identity:assurance registration:review")
     }
+    # Three departments subscribe to new businesses, each by its own mode; customs does not.
+    departments = _subscribed_departments(api, node, receiver)
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     draft = api.post(
         "/registration/v1/applications",
@@ -184,7 +300,8 @@ def test_an_application_becomes_a_business_every_service_and_department_learns_o
     )
     assert (verified.json()["valid"], verified.json()["status"]) == (True, "active")
 
-    tax = {"Authorization": "Bearer " + _department_token(api, node, "tax", "exchange:acknowledge")}
+    _each_department_gets_its_fields_with_one_event_id(api, node, departments, receiver, uscc)
+    tax = departments["tax"]
     by_the_person = api.post(
         "/exchange/v1/acknowledgements",
         json={"uscc": uscc, "reference": "SZ-TAX-0000"},
