@@ -450,7 +450,7 @@ def _gone(process: psutil.Process) -> None:
 
     def exited() -> bool:
         try:
-            return process.status() == psutil.STATUS_ZOMBIE
+            return bool(process.status() == psutil.STATUS_ZOMBIE)
         except psutil.NoSuchProcess:
             return True
 
