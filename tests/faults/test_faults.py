@@ -489,7 +489,8 @@ def _wait_service_ready(world: World, name: str) -> None:
             "tongban_exchange",
             marks=pytest.mark.xfail(
                 strict=False,
-                reason="intermittent (failed 2 of 3 runs, 1 and 9 of 12 lost): approved businesses "
+                reason="intermittent (failed 3 of 4 runs, 1, 9 and 12 of 12 lost): approved "
+                "businesses "
                 "never reached "
                 "identity's legal persons (GET /identity/v1/legal-persons/{uscc} 404 after 60 s) "
                 "although data-exchange delivered them by webhook and pull, so they were on the "
@@ -511,7 +512,7 @@ def test_a_service_sigkilled_mid_load_is_restarted_and_loses_nothing(
 
 @pytest.mark.xfail(
     strict=False,
-    reason="intermittent (failed 1 of 3 runs): the launcher neither supervises nor reaps its "
+    reason="intermittent (failed 1 of 4 runs): the launcher neither supervises nor reaps its "
     "embedded PostgreSQL: the stopped "
     "postmaster stays a zombie child of `tongban node up`, so a server started again on the same "
     "data directory and port refuses to start ('lock file .s.PGSQL.<port>.lock already exists, "
@@ -550,7 +551,7 @@ def test_a_webhook_receiver_down_for_a_while_gets_every_event_once_back(world: W
 
 @pytest.mark.xfail(
     strict=False,
-    reason="intermittent (failed 3 of 4 runs): after the broker restarts empty, identity's "
+    reason="intermittent (failed 3 of 5 runs): after the broker restarts empty, identity's "
     "legal-persons consumer "
     "(tongban_kit.inbox.Subscription 'identity.legal-persons') rejoins about 20 s later but never "
     "applies the business.registered events the registration relay republished: most approved "
