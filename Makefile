@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format typecheck bench-outbox bench fuzz clean
+.PHONY: install run test lint format typecheck bench-outbox bench fuzz faults clean
 
 $(UV):
 	@echo "==> bootstrapping uv into $(TOOLS)/"
@@ -40,6 +40,11 @@ test: lint typecheck
 # gateway (make test runs a few per operation).
 fuzz: install
 	TONGBAN_FUZZ_EXAMPLES=$${TONGBAN_FUZZ_EXAMPLES:-100} $(BIN)/pytest tests/test_fuzz.py -s
+
+# The long fault run: broker, service, PostgreSQL and webhook faults under a larger load
+# (make test runs a dozen journeys per fault).
+faults: install
+	TONGBAN_FAULTS_SIZE=$${TONGBAN_FAULTS_SIZE:-100} $(BIN)/pytest tests/faults -s -rxX
 
 format: install
 	$(BIN)/ruff format .
