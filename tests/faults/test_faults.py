@@ -371,7 +371,12 @@ def _eventually(check: Callable[[], bool], timeout: float = 60) -> bool:
     return True
 
 
-def verify(world: World, label: str, load: Load, ended: float) -> None:
+def verify(
+    world: World, label: str, load: Load, ended: float, *, known_bug_at_identity: str = ""
+) -> None:
+    """Print and assert the fault's numbers. ``known_bug_at_identity``: the reason of a known,
+    intermittent loss at identity's legal persons; when that loss (and nothing else) shows,
+    the test is marked xfail with it, and every other invariant still has to hold."""
     api = world.api
     usccs = set(load.approved.values())
     # The first success after the fault: a client's 2xx or a delivery to the webhook department.
@@ -426,9 +431,13 @@ def verify(world: World, label: str, load: Load, ended: float) -> None:
     )
     assert not drafts_lost, drafts_lost
     assert not register_lost, register_lost
-    assert not any(events_lost.values()), events_lost
     assert not any(duplicates.values()), duplicates
     assert len(load.approved) == SIZE
+    assert not events_lost["webhook"], events_lost
+    assert not events_lost["pull"], events_lost
+    if events_lost["identity"] and known_bug_at_identity:
+        pytest.xfail(f"{len(events_lost['identity'])} lost at identity: {known_bug_at_identity}")
+    assert not events_lost["identity"], events_lost
 
 
 # -- the node's processes -----------------------------------------------------------------------
@@ -479,24 +488,30 @@ def _wait_service_ready(world: World, name: str) -> None:
 
 # -- the faults ---------------------------------------------------------------------------------
 
+# Known bugs, found by this suite and not fixed yet. A test meeting one is marked xfail with
+# it, only when it shows and only after every other invariant held.
+IDENTITY_STALL = (
+    "intermittent: approved businesses reach data-exchange (webhook and pull) but not "
+    "identity's legal persons within 60 s; identity's legal-persons consumer stalls without "
+    "an error"
+)
+BROKER_EMPTY = (
+    "events the relay had published before the broker restarted empty are gone from it, and "
+    "the outbox does not republish them (consumers that had not read them yet, here identity, "
+    "never see them); the relay must replay its retained rows when the broker lost its topics"
+)
+POSTGRES_ZOMBIE = (
+    "the launcher neither supervises nor reaps its embedded PostgreSQL: the stopped postmaster "
+    "stays a zombie child of `tongban node up` and a server started again on the same data "
+    "directory refuses to start (its lock file names the zombie)"
+)
+
 
 @pytest.mark.parametrize(
     ("service", "module"),
     [
         ("registration", "tongban_registration"),
-        pytest.param(
-            "exchange",
-            "tongban_exchange",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="intermittent (failed 3 of 4 runs, 1, 9 and 12 of 12 lost): approved "
-                "businesses "
-                "never reached "
-                "identity's legal persons (GET /identity/v1/legal-persons/{uscc} 404 after 60 s) "
-                "although data-exchange delivered them by webhook and pull, so they were on the "
-                "broker; identity logged no error",
-            ),
-        ),
+        ("exchange", "tongban_exchange"),
     ],
 )
 def test_a_service_sigkilled_mid_load_is_restarted_and_loses_nothing(
@@ -507,18 +522,11 @@ def test_a_service_sigkilled_mid_load_is_restarted_and_loses_nothing(
         _wait_service_ready(world, service)  # the launcher restarts it
         return time.monotonic()
 
-    verify(world, f"{service} SIGKILL", *run_load(world, fault))
+    verify(
+        world, f"{service} SIGKILL", *run_load(world, fault), known_bug_at_identity=IDENTITY_STALL
+    )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent (failed 1 of 4 runs): the launcher neither supervises nor reaps its "
-    "embedded PostgreSQL: the stopped "
-    "postmaster stays a zombie child of `tongban node up`, so a server started again on the same "
-    "data directory and port refuses to start ('lock file .s.PGSQL.<port>.lock already exists, "
-    "is another postmaster (PID <zombie>) using it?') and the node cannot get its database back "
-    "without a full restart",
-)
 def test_postgresql_restarted_mid_load_loses_nothing(world: World) -> None:
     port = int(world.node.env["TONGBAN_EMBEDDED_POSTGRES_PORT"])
 
@@ -533,7 +541,10 @@ def test_postgresql_restarted_mid_load_loses_nothing(world: World) -> None:
             port=port,
             log_path=world.node.state_dir / "postgres2.log",
         )
-        world.postgres.start()
+        try:
+            world.postgres.start()
+        except RuntimeError as refused:
+            pytest.xfail(f"{POSTGRES_ZOMBIE} ({refused})")
         return time.monotonic()
 
     verify(world, "postgres", *run_load(world, fault))
@@ -549,14 +560,6 @@ def test_a_webhook_receiver_down_for_a_while_gets_every_event_once_back(world: W
     verify(world, "webhook down", *run_load(world, fault))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent (failed 3 of 5 runs): after the broker restarts empty, identity's "
-    "legal-persons consumer "
-    "(tongban_kit.inbox.Subscription 'identity.legal-persons') rejoins about 20 s later but never "
-    "applies the business.registered events the registration relay republished: most approved "
-    "businesses never reach identity (10 of 12 after 120 s) while data-exchange gets all of them",
-)
 def test_the_broker_killed_and_restarted_empty_loses_nothing(world: World) -> None:
     port = int(world.node.env["TONGBAN_EMBEDDED_KAFKA_PORT"])
 
@@ -570,4 +573,4 @@ def test_the_broker_killed_and_restarted_empty_loses_nothing(world: World) -> No
         world.broker.start()
         return time.monotonic()
 
-    verify(world, "broker", *run_load(world, fault))
+    verify(world, "broker", *run_load(world, fault), known_bug_at_identity=BROKER_EMPTY)
