@@ -491,9 +491,9 @@ def _wait_service_ready(world: World, name: str) -> None:
 # Known bugs, found by this suite and not fixed yet. A test meeting one is marked xfail with
 # it, only when it shows and only after every other invariant held.
 IDENTITY_STALL = (
-    "intermittent: approved businesses reach data-exchange (webhook and pull) but not "
-    "identity's legal persons within 60 s; identity's legal-persons consumer stalls without "
-    "an error"
+    "intermittent, first seen after data-exchange was SIGKILLed and lasting into the next "
+    "fault: approved businesses reach data-exchange (webhook and pull) but not identity's "
+    "legal persons within 60 s; identity's legal-persons consumer stalls without an error"
 )
 BROKER_EMPTY = (
     "events the relay had published before the broker restarted empty are gone from it, and "
@@ -547,7 +547,7 @@ def test_postgresql_restarted_mid_load_loses_nothing(world: World) -> None:
             pytest.xfail(f"{POSTGRES_ZOMBIE} ({refused})")
         return time.monotonic()
 
-    verify(world, "postgres", *run_load(world, fault))
+    verify(world, "postgres", *run_load(world, fault), known_bug_at_identity=IDENTITY_STALL)
 
 
 def test_a_webhook_receiver_down_for_a_while_gets_every_event_once_back(world: World) -> None:
@@ -557,7 +557,7 @@ def test_a_webhook_receiver_down_for_a_while_gets_every_event_once_back(world: W
         world.receiver.up()
         return time.monotonic()
 
-    verify(world, "webhook down", *run_load(world, fault))
+    verify(world, "webhook down", *run_load(world, fault), known_bug_at_identity=IDENTITY_STALL)
 
 
 def test_the_broker_killed_and_restarted_empty_loses_nothing(world: World) -> None:
