@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from kit_app import KitService, notes, outbox
+from kit_app import KitService, notes, outbox, router
+
+from tongban_kit.infra import free_port
+from tongban_kit.service import create_service_app
+from tongban_kit.settings import NodeSettings, ServiceSettings
+from tongban_kit.testing import running_app
 
 PROBLEM = "application/problem+json"
 
@@ -93,3 +98,22 @@ async def test_a_malformed_request_id_is_replaced(kit_service: KitService) -> No
     assert response.status_code == 200
     assert response.headers["x-request-id"] != "bad id\t!"
     assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_to_retry_not_a_500(
+    node_settings: NodeSettings,
+) -> None:
+    """PostgreSQL down or restarting: the caller is told to retry, not that the service broke."""
+    nowhere = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone"
+    settings = ServiceSettings(
+        service_name="testkit", database_url=nowhere, node=node_settings, run_workers=False
+    )
+    app = create_service_app(settings=settings, title="kit", description="", routers=[router])
+
+    async with running_app(app) as client:
+        response = await client.post("/notes", json={"title": "written when the database is back"})
+
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["retry-after"] == "1"
+    assert "127.0.0.1" not in response.text  # nothing of the connection leaks
