@@ -1,7 +1,7 @@
 """Database plumbing: metadata conventions, engines, the request session, migrations."""
 
 from tongban_kit.db.base import NAMING_CONVENTION, new_metadata
-from tongban_kit.db.engine import build_engine, build_sessionmaker
+from tongban_kit.db.engine import build_engine, build_sessionmaker, in_transaction
 from tongban_kit.db.session import SessionDep, get_session
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "build_engine",
     "build_sessionmaker",
     "get_session",
+    "in_transaction",
     "new_metadata",
 ]

@@ -21,31 +21,17 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_identity.departments import service
 from tongban_identity.departments.schemas import DepartmentCreate
 from tongban_identity.settings import IdentitySettings
 from tongban_kit.auth.client import generate_service_key, load_service_key, service_key_jwks
-from tongban_kit.db import build_engine, build_sessionmaker
+from tongban_kit.db import in_transaction
 from tongban_kit.errors import TongbanError
-
-T = TypeVar("T")
-
-
-async def _in_transaction(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    engine = build_engine(database_url, pool_size=1)
-    try:
-        async with build_sessionmaker(engine)() as session, session.begin():
-            return await work(session)
-    finally:
-        await engine.dispose()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             enrolment = _enrolment(args)
             node = settings.node.node_code
             client = asyncio.run(
-                _in_transaction(
+                in_transaction(
                     url,
                     lambda s: service.create_department(s, enrolment=enrolment, node=node),
                 )
@@ -132,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             enrolment = _service_account(args)
             node = settings.node.node_code
             client = asyncio.run(
-                _in_transaction(
+                in_transaction(
                     url,
                     lambda s: service.ensure_service_account(s, enrolment=enrolment, node=node),
                 )
@@ -140,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             print(client.client_id)
         elif args.action == "list":
             clients = asyncio.run(
-                _in_transaction(
+                in_transaction(
                     url, lambda s: service.list_departments(s, include_disabled=args.all)
                 )
             )
@@ -150,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             now = datetime.now(UTC)
             client = asyncio.run(
-                _in_transaction(
+                in_transaction(
                     url,
                     lambda s: service.disable_department(s, client_id=args.client_id, now=now),
                 )

@@ -17,8 +17,6 @@ import asyncio
 import logging
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,20 +26,9 @@ from tongban_identity.persons import scopes
 from tongban_identity.persons.protection import PersonalData
 from tongban_identity.persons.scope_schemas import valid_person_scopes
 from tongban_identity.settings import IdentitySettings
-from tongban_kit.db import build_engine, build_sessionmaker
+from tongban_kit.db import in_transaction
 from tongban_kit.errors import NotFound, TongbanError
 from tongban_kit.identifiers import InvalidIdentifier, validate_resident_id
-
-T = TypeVar("T")
-
-
-async def _in_transaction(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    engine = build_engine(database_url, pool_size=1)
-    try:
-        async with build_sessionmaker(engine)() as session, session.begin():
-            return await work(session)
-    finally:
-        await engine.dispose()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return person_id, now
 
     try:
-        person_id, held = asyncio.run(_in_transaction(settings.database_url, work))
+        person_id, held = asyncio.run(in_transaction(settings.database_url, work))
     except TongbanError as exc:
         print(f"refused: {exc.detail}", file=sys.stderr)
         return 1
