@@ -11,82 +11,38 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping
-from importlib import import_module
-from importlib.metadata import entry_points
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic import AliasChoices
-from pydantic_settings import BaseSettings
+from deployment_checks import (
+    BY_NAME,
+    CHECKED_NAMES,
+    GATEWAY,
+    ROOT,
+    SPECS,
+    distribution_of,
+    dockerfile_of,
+    enrol_command,
+    resolve,
+    spec_env_names,
+    wants_service_account,
+)
 from sqlalchemy.engine import make_url
 
-from tongban_kit.node.specs import load_specs
 from tongban_kit.service import ServiceSpec
-from tongban_kit.settings import NodeSettings
 
-ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SPECS = load_specs()
-BY_NAME = {spec.name: spec for spec in SPECS}
-GATEWAY = "gateway"
-# Names outside the TONGBAN_ prefix that a Tongban process could be meant to read.
-CHECKED_NAMES = frozenset({"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"})
 URL = re.compile(r"https?://[^\s'\"]+")
 
 per_spec = pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
 per_database = pytest.mark.parametrize(
     "spec", [s for s in SPECS if s.migrations], ids=lambda spec: spec.name
 )
-
-
-# --- what the code says -------------------------------------------------------------------
-
-
-def _resolve(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    return getattr(import_module(module), attr)
-
-
-def settings_env_names(cls: type[BaseSettings]) -> set[str]:
-    """The variables pydantic-settings reads for ``cls``: its aliases, else prefix + field."""
-    prefix = cls.model_config.get("env_prefix", "")
-    names: set[str] = set()
-    for field_name, field in cls.model_fields.items():
-        alias = field.validation_alias or field.alias
-        if isinstance(alias, AliasChoices):
-            names.update(choice for choice in alias.choices if isinstance(choice, str))
-        elif isinstance(alias, str):
-            names.add(alias)
-        else:
-            names.add(f"{prefix}{field_name}".upper())
-    return names
-
-
-def spec_env_names(spec: ServiceSpec) -> set[str]:
-    """What a process of this service reads: its own settings and the node-wide ones."""
-    return settings_env_names(_resolve(spec.settings)) | settings_env_names(NodeSettings)
-
-
-def dockerfile_of(spec: ServiceSpec) -> Path:
-    """The Dockerfile beside the service's package (``services/<dir>/Dockerfile``)."""
-    package = spec.app.split(".", 1)[0]
-    found = find_spec(package)
-    assert found is not None, f"cannot locate package {package}"
-    assert found.origin, f"package {package} has no file"
-    return Path(found.origin).resolve().parents[1] / "Dockerfile"
-
-
-def distribution_of(spec: ServiceSpec) -> str:
-    """The distribution that publishes the spec (what ``uv sync --package`` must install)."""
-    for entry in entry_points(group="tongban.services"):
-        if entry.name == spec.name and entry.dist is not None:
-            return entry.dist.name
-    raise AssertionError(f"no distribution publishes the {spec.name} spec")
 
 
 # --- what the compose file says ------------------------------------------------------------
@@ -229,7 +185,7 @@ def test_each_service_settings_load_from_its_compose_environment(
     service = load_compose()["services"][spec.name]
     for variable, value in environment(service).items():
         monkeypatch.setenv(variable, interpolate(value))
-    settings = _resolve(spec.settings)()  # raises on a value the setting refuses
+    settings = resolve(spec.settings)()  # raises on a value the setting refuses
     assert settings.node.kafka_bootstrap_servers == "kafka:9092"
     if spec.database:
         url = make_url(settings.database_url)
@@ -398,3 +354,26 @@ def test_each_database_is_migrated_before_its_service_starts(spec: ServiceSpec) 
     assert condition == "service_completed_successfully", (
         f"{spec.name} must wait for {jobs[0]} to complete, not {condition!r}"
     )
+
+
+# --- services that call identity are enrolled as its clients ------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec", [s for s in SPECS if wants_service_account(s)], ids=lambda spec: spec.name
+)
+def test_each_service_account_is_enrolled_with_its_scopes_and_used(spec: ServiceSpec) -> None:
+    compose = load_compose()
+    env = environment(compose["services"][spec.name])
+    key_file = env.get(f"{spec.env_prefix}CLIENT_KEY_FILE")
+    assert key_file, f"{spec.name} is not given its service account key ({spec.env_prefix}…)"
+    assert env.get(f"{spec.env_prefix}CLIENT_ID") == f"svc-{spec.name}"
+    wanted = shlex.join(enrol_command(spec, key_file))
+    enrolling = [
+        name
+        for name, service in compose["services"].items()
+        if wanted in shlex.join(shlex.split(" ".join(service.get("command") or [])))
+    ]
+    assert enrolling, f"no compose job runs `{wanted}`"
+    depends = compose["services"][spec.name].get("depends_on", {})
+    assert depends.get(enrolling[0], {}).get("condition") == "service_completed_successfully"
