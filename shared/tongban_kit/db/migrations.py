@@ -11,13 +11,14 @@ from typing import Any
 import asyncpg
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tongban_kit.db.engine import libpq_dsn
 
 __all__ = [
+    "MIGRATION_LOCK",
     "alembic_config",
     "create_kit_tables",
     "drop_kit_tables",
@@ -25,6 +26,12 @@ __all__ = [
     "run_env",
     "upgrade",
 ]
+
+
+#: pg_advisory_xact_lock key taken by every migration run ("tbmigr"): replicas that start
+#: together (Kubernetes init containers, several `tongban db upgrade`) migrate one at a time,
+#: and each later one finds the schema already current.
+MIGRATION_LOCK = 0x74626D69677200
 
 
 def alembic_config(script_location: str, database_url: str) -> Config:
@@ -50,6 +57,9 @@ def run_env(target_metadata: MetaData, *extra: MetaData) -> None:
     def do_run(connection: Connection) -> None:
         context.configure(connection=connection, target_metadata=[target_metadata, *extra])
         with context.begin_transaction():
+            # Taken before Alembic reads the current revision, so a waiting run sees the
+            # revision the run ahead of it committed.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             context.run_migrations()
 
     async def run_async() -> None:
