@@ -4,6 +4,7 @@ counts from the client's very next token request: disabled, new keys, fewer scop
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -129,3 +130,18 @@ async def test_a_replayed_assertion_is_refused_when_the_client_is_in_memory(
     assert first.status_code == 200, first.text
     assert again.status_code == 401, again.text
     assert "used already" in again.json()["detail"]
+
+
+async def test_connections_go_back_to_the_pool_with_transactions_again(identity: Identity) -> None:
+    """The grant runs its statement in autocommit; the pool must hand its connections to the
+    next request in the usual transactional mode (one transaction: ``now()`` stands still)."""
+    tax = await enrol_client(identity.app, "tax", SCOPES)
+    for _ in range(5):
+        claims(await identity.token(tax))
+
+    for _ in range(5):
+        async with identity.app.state.sessionmaker() as session, session.begin():
+            first = await session.scalar(text("SELECT now()"))
+            await asyncio.sleep(0.005)
+            second = await session.scalar(text("SELECT now()"))
+        assert first == second
