@@ -145,3 +145,36 @@ async def test_connections_go_back_to_the_pool_with_transactions_again(identity:
             await asyncio.sleep(0.005)
             second = await session.scalar(text("SELECT now()"))
         assert first == second
+
+
+async def test_a_key_added_elsewhere_serves_at_its_first_use(identity: Identity) -> None:
+    tax = await enrol_client(identity.app, "tax", SCOPES)
+    claims(await identity.token(tax))  # the copy in memory knows tax-1 only
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    jwks = {"keys": [{**public_jwk(new_key), "kid": "tax-2", "alg": "ES256", "use": "sig"}]}
+
+    await identity.sql(
+        "UPDATE department_clients SET jwks = jsonb_set(jwks, '{keys}', jwks->'keys' || "
+        "(CAST(:jwks AS jsonb)->'keys')) WHERE client_id = :id",
+        jwks=json.dumps(jwks),
+        id=tax.client_id,
+    )
+
+    rotated = EnrolledClient(tax.client_id, "tax", "tax-2", new_key)
+    assert claims(await identity.token(rotated))["client_id"] == tax.client_id
+    assert claims(await identity.token(tax))["client_id"] == tax.client_id  # tax-1 still serves
+
+
+async def test_a_scope_granted_elsewhere_serves_at_its_first_use(identity: Identity) -> None:
+    tax = await enrol_client(identity.app, "tax", ["exchange:query"])
+    claims(await identity.token(tax))
+
+    await identity.sql(
+        "UPDATE department_clients SET scopes = scopes || ARRAY['exchange:subscribe'] "
+        "WHERE client_id = :id",
+        id=tax.client_id,
+    )
+
+    assert claims(await identity.token(tax, scope="exchange:subscribe"))["scope"] == (
+        "exchange:subscribe"
+    )

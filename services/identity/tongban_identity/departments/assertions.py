@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tongban_identity.departments import repository
 from tongban_identity.departments.client_keys import ALGORITHMS, ClientKey
 from tongban_identity.departments.directory import ClientDirectory, ClientEntry
-from tongban_identity.departments.errors import InvalidClient
+from tongban_identity.departments.errors import InvalidClient, OAuthError
 from tongban_kit.auth import compact
 
 __all__ = [
@@ -148,15 +148,27 @@ async def authenticate(
     afresh). ``accept`` runs last before the assertion is recorded and may refuse the request
     (say, for its scope): a refused request leaves its assertion unused. Recording reads the
     row's version; if the row changed since it was read, nothing is recorded and everything is
-    checked again against the row as it is now.
+    checked again against the row as it is now. A refusal by a copy from memory is checked
+    against the row as it is now too (it may have a new key or scope).
     """
     presented = present(form)
     directory = directory or ClientDirectory()
-    client = await directory.get(session, presented.client_id)
+    client = directory.cached(presented.client_id)
+    fresh = client is None
+    if fresh:
+        client = await directory.load(session, presented.client_id)
     for _ in range(_ATTEMPTS):
-        authenticated = check(presented, client, audiences=audiences, now=now)
-        if accept is not None:
-            accept(authenticated.client)
+        try:
+            authenticated = check(presented, client, audiences=audiences, now=now)
+            if accept is not None:
+                accept(authenticated.client)
+        except OAuthError:
+            if fresh:
+                raise
+            # Refused by the copy in memory: the row may have changed since (a new key, a
+            # new scope), so the refusal stands only if the row as it is now refuses too.
+            client, fresh = await directory.load(session, presented.client_id), True
+            continue
         consumed = await repository.consume_assertion(
             session,
             client_id=presented.client_id,
@@ -169,7 +181,7 @@ async def authenticate(
             if not consumed.recorded:
                 raise InvalidClient("this client_assertion (jti) has been used already")
             return authenticated, consumed
-        client = await directory.load(session, presented.client_id)
+        client, fresh = await directory.load(session, presented.client_id), True
     raise InvalidClient("the client's registration is being changed just now; retry")
 
 
