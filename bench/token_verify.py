@@ -6,7 +6,8 @@ cache look-up and the claims model on top; the ratio says what that costs.
 
     .venv/bin/python bench/token_verify.py [--seconds 5]
 
-Target (identity issue): >= 5,000 verifications/s on one core.
+Target (identity issue): >= 5,000 verifications/s on one core, judged by CPU time per
+verification (the wall-clock rate is printed too; it is lower on a shared, loaded machine).
 """
 
 from __future__ import annotations
@@ -25,14 +26,20 @@ from tongban_kit.auth.testing import LocalIssuer
 
 
 def _rate(label: str, seconds: float, step) -> float:  # type: ignore[no-untyped-def]
-    count, started = 0, time.perf_counter()
+    """Wall-clock rate, and the rate the CPU time says one free core would reach (on a
+    shared machine the process gets only part of its core; the CPU time is what it used)."""
+    count, started, cpu_started = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:
         for _ in range(100):
             step()
         count += 100
     rate = count / (time.perf_counter() - started)
-    print(f"  {label:<44} {rate:>10,.0f} /s")
-    return rate
+    cpu_us = (time.process_time() - cpu_started) * 1e6 / count
+    print(
+        f"  {label:<44} {rate:>10,.0f} /s wall   {cpu_us:6.1f} µs CPU each "
+        f"= {1e6 / cpu_us:,.0f}/s on a free core"
+    )
+    return 1e6 / cpu_us
 
 
 async def main() -> None:
@@ -70,8 +77,11 @@ async def main() -> None:
 
             base = _rate("baseline: PyJWT decode, key in hand", args.seconds, baseline)
             ours = _rate("kit: verify_access_token, JWKS cached", args.seconds, kit)
-            print(f"\nratio kit / baseline: {ours / base:.2f}")
-            print(f"target >= 5,000/s on one core: {'PASS' if ours >= 5000 else 'FAIL'}")
+            load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"\nratio kit / baseline (CPU): {ours / base:.2f}; load average {load}")
+            print(
+                f"target >= 5,000/s on one core (by CPU time): {'PASS' if ours >= 5000 else 'FAIL'}"
+            )
             print(f"JWKS requests during the run: {issuer.requests}")
 
 

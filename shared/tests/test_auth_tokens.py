@@ -160,3 +160,44 @@ async def test_a_token_signed_by_an_unpublished_key_is_refused(
 ) -> None:
     with pytest.raises(Unauthorized, match="does not publish"):
         await verify(issuer.mint(key=LocalKey()), issuer, jwks)
+
+
+def _signed(issuer: LocalIssuer, header: dict[str, Any], payload: Any) -> str:
+    """ES256 by the published key over whatever header and payload (valid signature)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    def sign(data: bytes) -> bytes:
+        der = issuer.key.private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    header = {"alg": "ES256", "typ": "at+jwt", "kid": issuer.key.kid, **header}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}"
+    return f"{signing_input}.{b64url(sign(signing_input.encode()))}"
+
+
+# The kit parses tokens itself (tongban_kit.auth.compact): its strictness, each validly signed.
+STRICT: dict[str, tuple[Callable[[LocalIssuer], str], str]] = {
+    "a crit header": (lambda i: _signed(i, {"crit": ["b64"], "b64": False}, i.claims()), "JWS"),
+    "a payload that is a list": (lambda i: _signed(i, {}, [i.claims()]), "malformed"),
+    "aud a number": (lambda i: _signed(i, {}, i.claims(aud=440300)), "'aud' claim is invalid"),
+    "exp a string": (lambda i: _signed(i, {}, i.claims(exp="tomorrow")), "'exp' claim is invalid"),
+    "exp a boolean": (lambda i: _signed(i, {}, i.claims(exp=True)), "'exp' claim is invalid"),
+    "four segments": (lambda i: i.mint() + ".e30", "not a well-formed JWS"),
+    "padding": (lambda i: i.mint() + "=", "not a well-formed JWS"),
+    "a short signature": (lambda i: i.mint()[:-4], "signature does not verify"),
+    "non-ASCII": (lambda i: "é" + i.mint(), "not a well-formed JWS"),
+}
+
+
+@pytest.mark.parametrize("case", list(STRICT))
+async def test_tokens_the_kit_cannot_parse_strictly_are_refused(
+    case: str, issuer: LocalIssuer, jwks: JwksCache
+) -> None:
+    make, reason = STRICT[case]
+
+    with pytest.raises(Unauthorized) as refused:
+        await verify(make(issuer), issuer, jwks)
+
+    assert reason in refused.value.detail

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
+from tongban_identity.departments.directory import ClientDirectory
 from tongban_identity.departments.endpoints import router as departments_router
 from tongban_identity.departments.own_tokens import own_token_verification
 from tongban_identity.keys import service as keys_service
@@ -57,6 +58,8 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     app.state.personal_data = personal_data
     app.state.password_hasher = PasswordHasher()
     app.state.pseudonyms = Pseudonyms.from_settings(settings.pairwise_key)
+    # The token endpoint's copy of department clients, checked against each row's version.
+    app.state.client_directory = ClientDirectory()
     return app
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-import jwt
 from pydantic import ValidationError
 
+from tongban_kit.auth import compact
 from tongban_kit.auth.challenges import InvalidToken
 from tongban_kit.auth.claims import AccessClaims
 from tongban_kit.auth.jwks import JwksCache, UnknownKeyId
@@ -38,13 +39,17 @@ async def verify_access_token(
     key set), a signature that does not verify, expired or not yet valid (``leeway_s`` of
     clock skew allowed), another issuer or audience, or a required claim missing or invalid.
     Raises ``ServiceUnavailable`` (503) when the keys cannot be fetched at all.
+
+    The token is parsed once (``tongban_kit.auth.compact``): header, then the signature over
+    the bytes as sent, then the payload; not ``jwt.decode``, which repeats the parsing.
     """
     if len(token) > _MAX_TOKEN_CHARS:
         raise InvalidToken("the token is too long")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError:
+        jws = compact.parse(token)  # the header only is read before the key is known
+    except compact.MalformedJws:
         raise InvalidToken("the token is not a well-formed JWS") from None
+    header = jws.header
     algorithm = header.get("alg")
     if algorithm != ACCESS_TOKEN_ALGORITHM:
         raise InvalidToken(
@@ -59,39 +64,49 @@ async def verify_access_token(
         key = await jwks.get_key(kid)
     except UnknownKeyId:
         raise InvalidToken("the token is signed with a key the issuer does not publish") from None
-    payload = _decode(token, key, issuer=issuer, audience=audience, leeway_s=leeway_s)
+    if not jws.verifies_es256(key):
+        raise InvalidToken("the token's signature does not verify")
+    try:
+        payload = jws.payload()
+    except compact.MalformedJws:
+        raise InvalidToken("the token is malformed") from None
+    _check_registered_claims(payload, issuer=issuer, audience=audience, leeway_s=leeway_s)
     try:
         return AccessClaims.model_validate(payload)
     except ValidationError as exc:
         raise InvalidToken(_claims_problem(exc)) from None
 
 
-def _decode(token: str, key: Any, *, issuer: str, audience: str, leeway_s: float) -> dict[str, Any]:
-    try:
-        payload: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=[ACCESS_TOKEN_ALGORITHM],
-            issuer=issuer,
-            audience=audience,
-            leeway=leeway_s,
-            options={"require": _REQUIRED, "verify_signature": True},
-        )
-    except jwt.InvalidSignatureError:
-        raise InvalidToken("the token's signature does not verify") from None
-    except jwt.ExpiredSignatureError:
-        raise InvalidToken("the token has expired") from None
-    except jwt.ImmatureSignatureError:
-        raise InvalidToken("the token is not valid yet") from None
-    except jwt.InvalidIssuerError:
-        raise InvalidToken("the token comes from another issuer") from None
-    except jwt.InvalidAudienceError:
-        raise InvalidToken("the token is not meant for this service (aud)") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise InvalidToken(f"the token lacks the {exc.claim!r} claim") from None
-    except jwt.InvalidTokenError:
-        raise InvalidToken("the token is malformed") from None
-    return payload
+def _check_registered_claims(
+    payload: dict[str, Any], *, issuer: str, audience: str, leeway_s: float
+) -> None:
+    """RFC 7519 §4.1 as ``jwt.decode`` checks them: present, times, issuer, audience."""
+    for claim in _REQUIRED:
+        if payload.get(claim) is None:
+            raise InvalidToken(f"the token lacks the {claim!r} claim")
+    now = time.time()
+    if _instant(payload, "exp") <= now - leeway_s:
+        raise InvalidToken("the token has expired")
+    if "nbf" in payload and _instant(payload, "nbf") > now + leeway_s:
+        raise InvalidToken("the token is not valid yet")
+    if _instant(payload, "iat") > now + leeway_s:
+        raise InvalidToken("the token is not valid yet (iat)")
+    if payload["iss"] != issuer:
+        raise InvalidToken("the token comes from another issuer")
+    audiences = payload["aud"]
+    if isinstance(audiences, str):
+        audiences = [audiences]
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        raise InvalidToken("the token's 'aud' claim is invalid")
+    if audience not in audiences:
+        raise InvalidToken("the token is not meant for this service (aud)")
+
+
+def _instant(payload: dict[str, Any], claim: str) -> float:
+    value = payload[claim]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidToken(f"the token's {claim!r} claim is invalid")
+    return float(value)
 
 
 def _claims_problem(exc: ValidationError) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,13 +21,32 @@ T = TypeVar("T")
 
 
 def build_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    """A pooled engine that hands out only connections the server has not closed.
+
+    No ``pool_pre_ping`` (a round trip on every checkout, a large share of a short request):
+    when PostgreSQL restarts or terminates a backend, it closes the socket, asyncpg notices
+    the end of the stream in the event loop, and ``_refuse_closed`` (on checkout) makes the
+    pool drop that connection and try another or a new one. A connection that dies in the
+    middle of a request fails that request (a 503 with ``Retry-After``, ``tongban_kit.errors``)
+    and SQLAlchemy invalidates the pool's older connections, so later requests reconnect.
+    """
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Pool ``checkout`` hook: ``DisconnectionError`` makes the pool discard the connection and
+    check out another (SQLAlchemy retries up to three times, then connects afresh)."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(driver, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise DisconnectionError("the database server closed this connection")
 
 
 def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

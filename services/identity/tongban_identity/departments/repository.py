@@ -1,24 +1,22 @@
-"""All SQL on ``department_clients`` and ``client_assertion_jtis``."""
+"""All SQL on ``department_clients`` and ``client_assertion_jtis`` (``consume_assertion`` also
+reads the active signing key's kid, to save the token endpoint a round trip)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, exists, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import exists, literal_column, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tongban_identity.departments.models import ClientAssertionJti, DepartmentClient
+from tongban_identity.departments.models import DepartmentClient
 
 
 class CodeTaken(Exception):
     """An enabled client already exists for this department code."""
-
-
-class AssertionReplayed(Exception):
-    """This client has used this ``jti`` before (and it has not expired)."""
 
 
 async def add(session: AsyncSession, client: DepartmentClient) -> DepartmentClient:
@@ -63,35 +61,95 @@ async def code_known(session: AsyncSession, code: str) -> bool:
     return bool(found)
 
 
-async def record_assertion(
+@dataclass(frozen=True)
+class VersionedClient:
+    """A client row and its version (``xmin``: changes with every update of the row)."""
+
+    client_id: str
+    code: str
+    name: str
+    scopes: list[str]
+    jwks: dict[str, Any]
+    disabled_at: datetime | None
+    version: str
+
+
+_VERSION = literal_column("department_clients.xmin::text").label("version")
+
+
+async def get_versioned(session: AsyncSession, client_id: str) -> VersionedClient | None:
+    row = (
+        await session.execute(
+            select(
+                DepartmentClient.client_id,
+                DepartmentClient.code,
+                DepartmentClient.name,
+                DepartmentClient.scopes,
+                DepartmentClient.jwks,
+                DepartmentClient.disabled_at,
+                _VERSION,
+            ).where(DepartmentClient.client_id == client_id)
+        )
+    ).first()
+    return None if row is None else VersionedClient(*row)
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """What ``consume_assertion`` found: the client row's version now (None: no such row),
+    whether the assertion was recorded, and the kid of the key that signs now."""
+
+    version: str | None
+    recorded: bool
+    active_kid: str | None
+
+
+# One statement (one round trip, atomic in autocommit): the client's version now; the jti
+# recorded only if that version is the one the caller checked the assertion with (the primary
+# key refuses a replay, also a racing one: the later insert waits for the earlier and then
+# does nothing); this client's expired jtis forgotten; the active signing key's kid.
+_CONSUME = text(
+    """
+    WITH client AS (
+        SELECT xmin::text AS version FROM department_clients WHERE client_id = :client_id
+    ), recorded AS (
+        INSERT INTO client_assertion_jtis (client_id, jti, expires_at)
+        SELECT :client_id, :jti, :expires_at FROM client WHERE version = :version
+        ON CONFLICT (client_id, jti) DO NOTHING
+        RETURNING jti
+    ), forgotten AS (
+        DELETE FROM client_assertion_jtis
+        WHERE client_id = :client_id AND expires_at < :forget_before
+          AND EXISTS (SELECT FROM client WHERE version = :version)
+    )
+    SELECT (SELECT version FROM client),
+           EXISTS (SELECT FROM recorded),
+           (SELECT kid FROM signing_keys WHERE state = 'active')
+    """
+)
+
+
+async def consume_assertion(
     session: AsyncSession,
     *,
     client_id: str,
+    version: str,
     jti: str,
     expires_at: datetime,
     forget_before: datetime,
-) -> None:
-    """Remember a used assertion, and forget this client's used ones that expired before
-    ``forget_before`` (they could no longer be accepted anyway), in one statement.
-
-    The primary key (client_id, jti) refuses an assertion a second time, also when two
-    requests race with it: the later insert waits for the earlier transaction and then does
-    nothing, so it returns no row and raises ``AssertionReplayed``.
-    """
-    forgotten = (
-        delete(ClientAssertionJti)
-        .where(
-            ClientAssertionJti.client_id == client_id,
-            ClientAssertionJti.expires_at < forget_before,
+) -> Consumed:
+    """Record a used assertion of the client at ``version`` (see ``_CONSUME``); reads the
+    signing-key table too, so the token can be signed without another round trip."""
+    row = (
+        await session.execute(
+            _CONSUME,
+            {
+                "client_id": client_id,
+                "version": version,
+                "jti": jti,
+                "expires_at": expires_at,
+                "forget_before": forget_before,
+            },
         )
-        .cte("forgotten")
-    )
-    recorded = await session.execute(
-        insert(ClientAssertionJti)
-        .values(client_id=client_id, jti=jti, expires_at=expires_at)
-        .on_conflict_do_nothing(index_elements=["client_id", "jti"])
-        .returning(ClientAssertionJti.jti)
-        .add_cte(forgotten)
-    )
-    if recorded.first() is None:
-        raise AssertionReplayed
+    ).one()
+    return Consumed(version=row[0], recorded=bool(row[1]), active_kid=row[2])

@@ -64,6 +64,10 @@ class KeyVault:
         )
         return self._cipher.encrypt(pem.decode("ascii"), context=sealing_context(kid))
 
+    def unsealed(self, kid: str) -> ec.EllipticCurvePrivateKey | None:
+        """The private key of ``kid`` if this vault has unsealed it already."""
+        return self._unsealed.get(kid)
+
     def unseal(self, kid: str, sealed: bytes) -> ec.EllipticCurvePrivateKey:
         """The private key of ``kid``; raises ``KeyUnsealError`` if the sealing key differs."""
         key = self._unsealed.get(kid)

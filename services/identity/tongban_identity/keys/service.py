@@ -152,8 +152,13 @@ async def published_keys(session: AsyncSession) -> list[dict[str, Any]]:
     return [key.public_jwk for key in sorted(keys, key=lambda k: order.get(k.state, 3))]
 
 
-async def active_key(session: AsyncSession, *, vault: KeyVault) -> ActiveKey:
-    """The key that signs now, unsealed."""
+async def active_key(
+    session: AsyncSession, *, vault: KeyVault, known_kid: str | None = None
+) -> ActiveKey:
+    """The key that signs now, unsealed. ``known_kid``: the active key's kid as the caller
+    just read it; if the vault holds that key unsealed already, no query is needed."""
+    if known_kid is not None and (unsealed := vault.unsealed(known_kid)) is not None:
+        return ActiveKey(known_kid, unsealed)
     key = await repository.get_active(session)
     if key is None or key.private_key_encrypted is None:
         raise ServiceUnavailable("identity has no active signing key yet")

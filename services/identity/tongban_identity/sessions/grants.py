@@ -117,7 +117,12 @@ async def refresh_token_grant(session: AsyncSession, request: TokenRequest) -> B
 async def client_credentials_grant(session: AsyncSession, request: TokenRequest) -> BaseModel:
     """A department's token, authenticated by ``private_key_jwt`` (RFC 7523)."""
     return await departments_service.client_credentials_grant(
-        session, form=request.form, vault=request.vault, settings=request.settings, now=request.now
+        session,
+        form=request.form,
+        vault=request.vault,
+        settings=request.settings,
+        now=request.now,
+        directory=request.state.client_directory,
     )
 
 

@@ -74,13 +74,12 @@ async def authenticate_caller(
             "authenticate with a client assertion (private_key_jwt) or a bearer access token "
             f"with the scope {INTROSPECT_SCOPE}"
         )
-    authenticated = await assertions.authenticate_client(
+    authenticated, _ = await assertions.authenticate(
         session,
         form=form,
         audiences=[token_endpoint(settings), introspection_endpoint(settings), settings.issuer],
         now=now,
     )
-    await assertions.consume(session, authenticated, now=now)
     return authenticated.client.client_id
 
 

@@ -35,6 +35,38 @@ async def issue_access_token(
     lifetime_s: int = DEFAULT_ACCESS_TOKEN_TTL_S,
     extra_claims: Mapping[str, Any] | None = None,
 ) -> str:
+    """A signed access token (a JWT, RFC 9068) for ``subject``, valid ``lifetime_s`` seconds,
+    signed by the active key read in the caller's transaction (see ``sign_access_token``)."""
+    key = await keys_service.active_key(session, vault=vault)
+    return sign_access_token(
+        key,
+        issuer=issuer,
+        subject=subject,
+        audience=audience,
+        scope=scope,
+        acr=acr,
+        amr=amr,
+        auth_time=auth_time,
+        node=node,
+        lifetime_s=lifetime_s,
+        extra_claims=extra_claims,
+    )
+
+
+def sign_access_token(
+    key: keys_service.ActiveKey,
+    *,
+    issuer: str,
+    subject: str,
+    audience: str | Sequence[str],
+    scope: Iterable[str],
+    acr: AssuranceLevel | None,
+    amr: Sequence[str],
+    auth_time: datetime | None,
+    node: str,
+    lifetime_s: int = DEFAULT_ACCESS_TOKEN_TTL_S,
+    extra_claims: Mapping[str, Any] | None = None,
+) -> str:
     """A signed access token (a JWT, RFC 9068) for ``subject``, valid ``lifetime_s`` seconds.
 
     Signed ES256 by the active key, whose id is in the header with ``typ: at+jwt``. Claims:
@@ -56,7 +88,6 @@ async def issue_access_token(
         raise ValueError("a token needs an audience")
     if (acr is None) != (auth_time is None) or (acr is None and amr):
         raise ValueError("acr, amr and auth_time describe a sign-in: all of them or none")
-    key = await keys_service.active_key(session, vault=vault)
     now = int(datetime.now(UTC).timestamp())
     claims: dict[str, Any] = {
         "iss": issuer,
