@@ -5,6 +5,15 @@ run side by side), sends them, waits for the broker's acknowledgements, and mark
 published in the same transaction. A failed send rolls the claim back: the rows stay unpublished
 and the relay backs off and tries again, so a broker outage delays events and loses none. It
 sleeps on PostgreSQL ``LISTEN`` and also polls, in case a notification is missed.
+
+A broker can also lose what it had acknowledged (one restarted empty, a topic deleted): events
+already marked published are then gone before every consumer read them. So on every connection
+and every few seconds the relay compares, per topic, how many retained rows it has published
+with how many messages the broker's partitions have ever held (the sum of their end offsets,
+which only grows, whatever the broker's own retention). A topic missing, or holding fewer than
+were published, means the broker lost events: the relay marks that topic's retained rows
+unpublished and sends them again, in ``seq`` order. Consumers apply each event once (inbox), so
+the ones that had read them change nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import time
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import BigInteger, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,6 +52,11 @@ _MARK = (
     .where(outbox.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))))
     .values(published_at=func.now())
 )
+_PUBLISHED = (
+    select(outbox.c.topic, func.count().label("rows"))
+    .where(outbox.c.published_at.is_not(None))
+    .group_by(outbox.c.topic)
+)
 _BACKLOG = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
 _PURGE = text(
     "DELETE FROM tongban_outbox WHERE published_at < now() - make_interval(secs => :seconds)"
@@ -61,8 +75,11 @@ class OutboxRelay:
         client_id: str,
         purge_every_s: float = 300.0,
         publish_timeout_s: float = 10.0,
+        broker_check_every_s: float = 3.0,
     ) -> None:
         self.publish_timeout_s = publish_timeout_s
+        self.broker_check_every_s = broker_check_every_s
+        self._next_broker_check = 0.0
         self.engine = engine
         self.node = node
         self.metrics = metrics
@@ -71,6 +88,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._admin: TopicAdmin | None = None
+        self._offsets: AIOKafkaConsumer | None = None  # no group: reads end offsets only
         self._topics_ready: set[str] = set()
         self._listener: Any = None
         self.connected = False
@@ -83,6 +101,9 @@ class OutboxRelay:
                 try:
                     await self._ensure_listener()
                     producer = await self._ensure_producer()
+                    if time.monotonic() >= self._next_broker_check:
+                        await self.republish_lost()
+                        self._next_broker_check = time.monotonic() + self.broker_check_every_s
                     published = await asyncio.wait_for(
                         self.publish_batch(producer), self.publish_timeout_s * 2
                     )
@@ -143,6 +164,54 @@ class OutboxRelay:
         self.metrics.outbox_published.inc(len(rows))
         return len(rows)
 
+    async def republish_lost(self) -> int:
+        """Queue again the retained rows of every topic the broker lost events of; return how
+        many rows were queued (see the module docstring)."""
+        # Counted before the broker is asked: every row counted was acknowledged before it was
+        # marked, so the broker's offsets, read afterwards, include it.
+        async with self.engine.connect() as conn:
+            published = {row.topic: int(row.rows) for row in await conn.execute(_PUBLISHED)}
+        if not published:
+            return 0
+        held = await self._broker_holds({self.node.topic(topic) for topic in published})
+        lost = sorted(t for t, rows in published.items() if held.get(self.node.topic(t), 0) < rows)
+        if not lost:
+            return 0
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(outbox.c.topic.in_(lost), outbox.c.published_at.is_not(None))
+                .values(published_at=None)
+            )
+        queued = int(getattr(result, "rowcount", 0) or 0)
+        self._topics_ready -= {self.node.topic(topic) for topic in lost}
+        self.metrics.outbox_republished.inc(queued)
+        logger.warning(
+            "the broker lost published events (%s): republishing %d retained row(s)",
+            ", ".join(
+                f"{t}: {held.get(self.node.topic(t), 'no topic')} held of {published[t]}"
+                for t in lost
+            ),
+            queued,
+        )
+        return queued
+
+    async def _broker_holds(self, topics: set[str]) -> dict[str, int]:
+        """Physical topic -> messages its partitions ever held (sum of end offsets); topics
+        the broker does not list are left out (asking about one would create it)."""
+        assert self._admin is not None
+        assert self._offsets is not None
+        existing = sorted(topics - await self._admin.missing(topics))
+        if not existing:
+            return {}
+        described = await self._admin.describe(existing)
+        partitions = [TopicPartition(t, p) for t, ids in described.items() for p in ids]
+        ends = await asyncio.wait_for(self._offsets.end_offsets(partitions), 10.0)
+        held = dict.fromkeys(existing, 0)
+        for tp, end in ends.items():
+            held[tp.topic] += end
+        return held
+
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention window."""
         seconds = self.node.outbox_retention_hours * 3600
@@ -166,14 +235,23 @@ class OutboxRelay:
         if self._producer is None:
             producer = build_producer(self.node, client_id=self.client_id)
             admin = TopicAdmin(self.node)
+            offsets = AIOKafkaConsumer(
+                bootstrap_servers=self.node.kafka_bootstrap_servers,
+                client_id=f"{self.client_id}-offsets",
+                enable_auto_commit=False,
+                request_timeout_ms=10_000,
+            )
             try:
                 await producer.start()
                 await admin.start()
+                await offsets.start()
             except BaseException:
                 await producer.stop()
                 await admin.close()
+                await offsets.stop()
                 raise
-            self._producer, self._admin = producer, admin
+            self._producer, self._admin, self._offsets = producer, admin, offsets
+            self._next_broker_check = 0.0  # a broker we reconnect to may have come back empty
             self.connected = True
             logger.info("outbox relay connected to %s", self.node.kafka_bootstrap_servers)
         return self._producer
@@ -181,9 +259,13 @@ class OutboxRelay:
     async def _reset_producer(self) -> None:
         producer, self._producer = self._producer, None
         admin, self._admin = self._admin, None
+        offsets, self._offsets = self._offsets, None
         if admin is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(admin.close(), 2.0)
+        if offsets is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(offsets.stop(), 2.0)
         self.connected = False
         # A broker that comes back may come back empty: check the topics again.
         self._topics_ready.clear()
