@@ -66,16 +66,6 @@ class TopicAdmin:
         """The topics the broker does not list (a full metadata round trip)."""
         return set(topics) - set(await self._admin.list_topics())
 
-    async def describe(self, topics: Iterable[str]) -> dict[str, list[int]]:
-        """Topic -> its partition ids, for topics that exist (describing a missing topic may
-        create it on brokers that auto-create topics)."""
-        described = await self._admin.describe_topics(list(topics))
-        return {
-            entry["topic"]: sorted(p["partition"] for p in entry["partitions"])
-            for entry in described
-            if entry["error_code"] == 0
-        }
-
     async def ensure(self, topics: Iterable[str]) -> None:
         """Create the topics that do not exist yet."""
         missing = sorted(await self.missing(topics))

@@ -7,13 +7,15 @@ and the relay backs off and tries again, so a broker outage delays events and lo
 sleeps on PostgreSQL ``LISTEN`` and also polls, in case a notification is missed.
 
 A broker can also lose what it had acknowledged (one restarted empty, a topic deleted): events
-already marked published are then gone before every consumer read them. So on every connection
-and every few seconds the relay compares, per topic, how many retained rows it has published
-with how many messages the broker's partitions have ever held (the sum of their end offsets,
-which only grows, whatever the broker's own retention). A topic missing, or holding fewer than
-were published, means the broker lost events: the relay marks that topic's retained rows
-unpublished and sends them again, in ``seq`` order. Consumers apply each event once (inbox), so
-the ones that had read them change nothing.
+already marked published are then gone before every consumer read them. So the relay remembers,
+per partition, the last event it published there and the offset the broker gave it, and every
+few seconds reads that offset back: when the topic is missing, or the offset holds nothing or
+another event, the broker lost events, and the relay marks that topic's retained rows
+unpublished and sends them again, in ``seq`` order. (End offsets cannot tell: tansu, the
+embedded broker, reports a partition's end as one past the first record of its last batch.) A relay
+that has not published anything yet (just started) checks only that every topic it has
+retained rows of still exists. Consumers apply each event once (inbox), so the ones that had
+read a republished event change nothing.
 """
 
 from __future__ import annotations
@@ -52,11 +54,7 @@ _MARK = (
     .where(outbox.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))))
     .values(published_at=func.now())
 )
-_PUBLISHED = (
-    select(outbox.c.topic, func.count().label("rows"))
-    .where(outbox.c.published_at.is_not(None))
-    .group_by(outbox.c.topic)
-)
+_PUBLISHED_TOPICS = select(outbox.c.topic).where(outbox.c.published_at.is_not(None)).distinct()
 _BACKLOG = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
 _PURGE = text(
     "DELETE FROM tongban_outbox WHERE published_at < now() - make_interval(secs => :seconds)"
@@ -88,7 +86,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._admin: TopicAdmin | None = None
-        self._offsets: AIOKafkaConsumer | None = None  # no group: reads end offsets only
+        self._reader: AIOKafkaConsumer | None = None  # no group: reads back what we published
+        # (physical topic, partition) -> (offset, event id) of the last event published there.
+        self._last: dict[TopicPartition, tuple[int, str]] = {}
         self._topics_ready: set[str] = set()
         self._listener: Any = None
         self.connected = False
@@ -152,7 +152,7 @@ class OutboxRelay:
             ]
             # A client stuck on a broker that went away must not hold the claim forever: give
             # up on the batch (its rows stay unpublished) and start over with a new producer.
-            await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout_s)
+            acked = await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout_s)
             # A broker that restarted empty acknowledges writes to topics it no longer has and
             # drops them (the embedded broker does): only a batch whose topics still exist after
             # the acknowledgements counts as published.
@@ -161,56 +161,76 @@ class OutboxRelay:
                 self._topics_ready -= vanished
                 raise RuntimeError(f"topics vanished from the broker: {', '.join(vanished)}")
             await conn.execute(_MARK, {"seqs": [row.seq for row in rows]})
+        for row, meta in zip(rows, acked, strict=True):
+            self._last[TopicPartition(meta.topic, meta.partition)] = (
+                meta.offset,
+                row.headers["ce_id"],
+            )
         self.metrics.outbox_published.inc(len(rows))
         return len(rows)
 
     async def republish_lost(self) -> int:
         """Queue again the retained rows of every topic the broker lost events of; return how
         many rows were queued (see the module docstring)."""
-        # Counted before the broker is asked: every row counted was acknowledged before it was
-        # marked, so the broker's offsets, read afterwards, include it.
-        async with self.engine.connect() as conn:
-            published = {row.topic: int(row.rows) for row in await conn.execute(_PUBLISHED)}
-        if not published:
-            return 0
-        held = await self._broker_holds({self.node.topic(topic) for topic in published})
-        lost = sorted(t for t, rows in published.items() if held.get(self.node.topic(t), 0) < rows)
+        lost = await self._lost_topics()
         if not lost:
             return 0
+        logical = {self.node.topic(topic): topic for topic in await self._published_topics()}
+        names = sorted(logical[t] for t in lost if t in logical)
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(outbox)
-                .where(outbox.c.topic.in_(lost), outbox.c.published_at.is_not(None))
+                .where(outbox.c.topic.in_(names), outbox.c.published_at.is_not(None))
                 .values(published_at=None)
             )
         queued = int(getattr(result, "rowcount", 0) or 0)
-        self._topics_ready -= {self.node.topic(topic) for topic in lost}
+        self._topics_ready -= lost
+        self._last = {tp: seen for tp, seen in self._last.items() if tp.topic not in lost}
         self.metrics.outbox_republished.inc(queued)
         logger.warning(
-            "the broker lost published events (%s): republishing %d retained row(s)",
-            ", ".join(
-                f"{t}: {held.get(self.node.topic(t), 'no topic')} held of {published[t]}"
-                for t in lost
-            ),
+            "the broker lost published events of %s: republishing %d retained row(s)",
+            ", ".join(sorted(lost)),
             queued,
         )
         return queued
 
-    async def _broker_holds(self, topics: set[str]) -> dict[str, int]:
-        """Physical topic -> messages its partitions ever held (sum of end offsets); topics
-        the broker does not list are left out (asking about one would create it)."""
+    async def _published_topics(self) -> list[str]:
+        async with self.engine.connect() as conn:
+            return list((await conn.scalars(_PUBLISHED_TOPICS)).all())
+
+    async def _lost_topics(self) -> set[str]:
+        """Physical topics the broker lost events of."""
         assert self._admin is not None
-        assert self._offsets is not None
-        existing = sorted(topics - await self._admin.missing(topics))
-        if not existing:
-            return {}
-        described = await self._admin.describe(existing)
-        partitions = [TopicPartition(t, p) for t, ids in described.items() for p in ids]
-        ends = await asyncio.wait_for(self._offsets.end_offsets(partitions), 10.0)
-        held = dict.fromkeys(existing, 0)
-        for tp, end in ends.items():
-            held[tp.topic] += end
-        return held
+        if not self._last:  # nothing published on this connection yet: do the topics exist?
+            topics = {self.node.topic(topic) for topic in await self._published_topics()}
+            return await self._admin.missing(topics) if topics else set()
+        missing = await self._admin.missing({tp.topic for tp in self._last})
+        pending = {tp: seen for tp, seen in self._last.items() if tp.topic not in missing}
+        found = await self._read_back(pending) if pending else {}
+        return missing | {tp.topic for tp, seen in pending.items() if found.get(tp) != seen[1]}
+
+    async def _read_back(
+        self, wanted: dict[TopicPartition, tuple[int, str]], timeout: float = 5.0
+    ) -> dict[TopicPartition, str | None]:
+        """The event id at each wanted offset (``None``: another offset came first); a
+        partition that returns nothing within ``timeout`` is left out."""
+        reader = self._reader
+        assert reader is not None
+        reader.assign(list(wanted))
+        for tp, (offset, _) in wanted.items():
+            reader.seek(tp, offset)
+        found: dict[TopicPartition, str | None] = {}
+        deadline = time.monotonic() + timeout
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            pending = [tp for tp in wanted if tp not in found]
+            batches = await reader.getmany(*pending, timeout_ms=300)
+            for tp, records in batches.items():
+                for record in records:
+                    if tp not in found and record.offset >= wanted[tp][0]:
+                        headers = dict(record.headers)
+                        exact = record.offset == wanted[tp][0] and "ce_id" in headers
+                        found[tp] = headers["ce_id"].decode() if exact else None
+        return found
 
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention window."""
@@ -235,22 +255,23 @@ class OutboxRelay:
         if self._producer is None:
             producer = build_producer(self.node, client_id=self.client_id)
             admin = TopicAdmin(self.node)
-            offsets = AIOKafkaConsumer(
+            reader = AIOKafkaConsumer(
                 bootstrap_servers=self.node.kafka_bootstrap_servers,
-                client_id=f"{self.client_id}-offsets",
+                client_id=f"{self.client_id}-check",
                 enable_auto_commit=False,
+                auto_offset_reset="latest",  # an offset the broker no longer has: wait, find none
                 request_timeout_ms=10_000,
             )
             try:
                 await producer.start()
                 await admin.start()
-                await offsets.start()
+                await reader.start()
             except BaseException:
                 await producer.stop()
                 await admin.close()
-                await offsets.stop()
+                await reader.stop()
                 raise
-            self._producer, self._admin, self._offsets = producer, admin, offsets
+            self._producer, self._admin, self._reader = producer, admin, reader
             self._next_broker_check = 0.0  # a broker we reconnect to may have come back empty
             self.connected = True
             logger.info("outbox relay connected to %s", self.node.kafka_bootstrap_servers)
@@ -259,13 +280,13 @@ class OutboxRelay:
     async def _reset_producer(self) -> None:
         producer, self._producer = self._producer, None
         admin, self._admin = self._admin, None
-        offsets, self._offsets = self._offsets, None
+        reader, self._reader = self._reader, None
         if admin is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(admin.close(), 2.0)
-        if offsets is not None:
+        if reader is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(offsets.stop(), 2.0)
+                await asyncio.wait_for(reader.stop(), 2.0)
         self.connected = False
         # A broker that comes back may come back empty: check the topics again.
         self._topics_ready.clear()
