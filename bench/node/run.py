@@ -399,6 +399,10 @@ def machine(args: argparse.Namespace, node: NodeProcess) -> None:
         "gateway), state in a temporary directory"
     )
     print(
+        "   gateway: built-in routes; the `credentials` rate limit (sign-up, login, tokens: 1/s "
+        "per address) lifted to 1000/s, as every bench citizen comes from 127.0.0.1"
+    )
+    print(
         f"   load: {args.seconds:g} s per rate, rates {args.rates}, grace {args.grace:g} s, "
         f"at most {args.max_inflight} journeys in flight; the client runs on the same machine"
     )
