@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format typecheck bench-outbox bench fuzz faults clean
+.PHONY: install run test lint format typecheck bench-outbox bench bench-node fuzz faults clean
 
 $(UV):
 	@echo "==> bootstrapping uv into $(TOOLS)/"
@@ -44,7 +44,7 @@ fuzz: install
 # The long fault run: broker, service, PostgreSQL and webhook faults under a larger load
 # (make test runs a dozen journeys per fault).
 faults: install
-	TONGBAN_FAULTS_SIZE=$${TONGBAN_FAULTS_SIZE:-100} $(BIN)/pytest tests/faults -s -rxX
+	TONGBAN_FAULTS_SIZE=$${TONGBAN_FAULTS_SIZE:-100} $(BIN)/pytest tests/faults -s
 
 format: install
 	$(BIN)/ruff format .
@@ -53,6 +53,12 @@ format: install
 bench: install
 	$(BIN)/python bench/outbox_latency.py
 	$(BIN)/python bench/relay_throughput.py
+
+# The whole journey through a node started as `make run` does, at increasing rates
+# (BENCH_ARGS, e.g. BENCH_ARGS="--rates 1,2 --seconds 10").
+BENCH_ARGS ?=
+bench-node: install
+	$(BIN)/python bench/node/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .state

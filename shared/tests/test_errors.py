@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
-from kit_app import KitService, notes, outbox, router
+from typing import Any
 
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from kit_app import KitService, notes, outbox, router
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from tongban_kit.errors import install_problem_handlers
 from tongban_kit.infra import free_port
 from tongban_kit.service import create_service_app
 from tongban_kit.settings import NodeSettings, ServiceSettings
@@ -117,3 +125,65 @@ async def test_a_database_that_cannot_be_reached_is_a_503_to_retry_not_a_500(
     assert response.headers["content-type"] == PROBLEM
     assert response.headers["retry-after"] == "1"
     assert "127.0.0.1" not in response.text  # nothing of the connection leaks
+
+
+def _raising(error: BaseException) -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/route")
+    async def route() -> None:
+        raise error
+
+    @app.middleware("http")
+    async def checkout(request: Request, call_next: Any) -> Any:
+        # A session opened outside the routes (as an auth or rate-limit middleware would).
+        if request.url.path == "/middleware":
+            raise error
+        return await call_next(request)
+
+    return app
+
+
+def _wrapped(orig: Exception) -> DBAPIError:
+    """What SQLAlchemy raises for an asyncpg error that is not a DB-API error."""
+    return DBAPIError("SELECT 1", None, orig)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        _wrapped(asyncpg.CannotConnectNowError("the database system is shutting down")),
+        _wrapped(asyncpg.TooManyConnectionsError("sorry, too many clients already")),
+        ConnectionResetError("reset by peer"),
+        TimeoutError(),
+        PoolTimeout("QueuePool limit of size 10 overflow 10 reached"),
+    ],
+    ids=lambda e: (
+        type(e).__name__ + ("(" + type(e.orig).__name__ + ")" if hasattr(e, "orig") else "")
+    ),
+)
+@pytest.mark.parametrize("where", ["/route", "/middleware"])
+async def test_a_database_lost_at_checkout_or_mid_transaction_is_a_503_wherever_raised(
+    error: BaseException, where: str
+) -> None:
+    transport = httpx.ASGITransport(app=_raising(error), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get(where)
+
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_a_database_error_that_is_a_bug_stays_a_500() -> None:
+    error = _wrapped(asyncpg.UndefinedColumnError('column "nope" does not exist'))
+    transport = httpx.ASGITransport(app=_raising(error), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/route")
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM

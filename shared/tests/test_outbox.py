@@ -131,3 +131,31 @@ async def _wait_published(service: KitService, count: int, timeout: float = 15.0
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"fewer than {count} outbox rows were published in {timeout}s")
+
+
+@pytest.mark.embedded_broker
+async def test_events_published_before_the_broker_restarted_empty_are_published_again(
+    kit_service: KitService,
+    tongban_broker,  # type: ignore[no-untyped-def]
+) -> None:
+    """The broker acknowledged them, then lost them: the relay notices and sends them again."""
+    if not tongban_broker.restartable:
+        pytest.skip("needs the embedded broker, which the tests can stop")
+    titles = [new_title() for _ in range(3)]
+    for title in titles:
+        assert (await kit_service.client.post("/notes", json={"title": title})).status_code == 201
+    await _wait_published(kit_service, 3)
+
+    await asyncio.to_thread(tongban_broker.stop)
+    await asyncio.to_thread(tongban_broker.start)  # memory storage: it comes back empty
+
+    async with EventProbe(kit_service.node, "testkit.events") as probe:
+        events = await probe.collect(
+            lambda seen: set(titles) <= {e.subject for e in seen}, timeout=30.0
+        )
+    assert set(titles) <= {e.subject for e in events}
+    republished = kit_service.app.state.metrics.registry.get_sample_value(
+        "tongban_outbox_republished_events_total"
+    )
+    assert republished is not None
+    assert republished >= 3

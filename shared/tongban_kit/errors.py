@@ -9,8 +9,11 @@
     ├── PayloadTooLarge     413
     └── ServiceUnavailable  503  a dependency is down
 
-Anything else that escapes a handler is a 500 whose body names only the request id; the
-traceback goes to the log, never to the client.
+A database that cannot be reached (refused, restarting, shut down, a connection dropped at
+checkout or mid-transaction, the pool exhausted while it hangs) is a 503 with ``Retry-After``,
+wherever it is raised (``database_unavailable`` decides). Anything else that escapes a handler
+is a 500 whose body names only the request id; the traceback goes to the log, never to the
+client.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tongban_kit.observability.context import current_request_id
@@ -36,6 +41,7 @@ __all__ = [
     "ServiceUnavailable",
     "TongbanError",
     "Unauthorized",
+    "database_unavailable",
     "install_problem_handlers",
     "problem_response",
 ]
@@ -90,6 +96,42 @@ class PayloadTooLarge(TongbanError):
 
 class ServiceUnavailable(TongbanError):
     status, title, type_slug = 503, "Service Unavailable", "service-unavailable"
+
+
+# SQLSTATE classes of an unreachable server: 08 connection exception, 57P operator
+# intervention (admin or crash shutdown, "the database system is starting up"), 53300 too many
+# connections.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) says the database cannot be reached
+    just now, as opposed to a bug: a refused or dropped connection, a server starting up or
+    shutting down, a connect or pool checkout timing out.
+
+    asyncpg's errors at connection checkout reach us unwrapped, or wrapped in a bare
+    ``DBAPIError``, so the whole cause chain is looked at.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and (
+            current.connection_invalidated or isinstance(current, OperationalError | InterfaceError)
+        ):
+            return True
+        if isinstance(current, OSError | TimeoutError | PoolTimeout):
+            return True
+        if isinstance(current, asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        orig = getattr(current, "orig", None)
+        current = (
+            orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+        )
+    return False
 
 
 def problem_response(
@@ -180,6 +222,9 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Also reached from outside the routes (a middleware or dependency that opened a session).
+    if database_unavailable(exc):
+        return _database_unavailable(request, exc)
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         500,
@@ -191,13 +236,15 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
-    # Unreachable, restarting or shutting down (connection refused, admin shutdown, a dropped
-    # connection): the request may well succeed in a moment, so a 503 the caller can retry.
-    # Any other database error is a bug: a 500.
-    if isinstance(exc, DBAPIError) and not (
-        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    ):
+    # Any database error that does not say the database is unreachable is a bug: a 500.
+    if not database_unavailable(exc):
         return await _on_unexpected(request, exc)
+    return _database_unavailable(request, exc)
+
+
+def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    # Unreachable, restarting or shutting down: the request may well succeed in a moment, so a
+    # 503 the caller can retry.
     logger.warning(
         "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
     )
@@ -215,7 +262,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Map every error a service can raise to problem+json, once, for the whole app."""
     app.add_exception_handler(TongbanError, _on_tongban_error)
     app.add_exception_handler(DBAPIError, _on_database_error)
-    app.add_exception_handler(ConnectionRefusedError, _on_database_error)
+    app.add_exception_handler(OSError, _on_database_error)
+    app.add_exception_handler(TimeoutError, _on_database_error)
+    app.add_exception_handler(PoolTimeout, _on_database_error)
+    app.add_exception_handler(asyncpg.PostgresError, _on_database_error)
+    app.add_exception_handler(asyncpg.InterfaceError, _on_database_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -3,25 +3,24 @@
 A redelivered event finds its id in the inbox and changes nothing. An event that cannot be
 applied (not a CloudEvent, or its handler raised) is written to the dead-letter table with the
 reason, and the consumer moves on: one bad event never stops a partition. Database or broker
-outages are not the event's fault: the consumer backs off and reads the event again.
+outages are not the event's fault: the consumer backs off and reads the event again. The Kafka
+client is kept alive by ``tongban_kit.consuming.ConsumerLoop`` (restarted on errors and stalls).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tongban_kit.consuming import ConsumerLoop
+from tongban_kit.errors import database_unavailable
 from tongban_kit.events.envelope import CloudEvent, InvalidEvent
-from tongban_kit.kafka import build_consumer, ensure_topics
 from tongban_kit.observability.context import TraceContext, parse_traceparent, trace_var
 from tongban_kit.observability.metrics import ServiceMetrics
 from tongban_kit.outbox.tables import dead_letters, inbox
@@ -44,13 +43,13 @@ class Subscription:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | OSError | ConnectionError):
+    if isinstance(exc, ConnectionError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    return database_unavailable(exc)
 
 
 class EventConsumer:
-    """Runs one subscription for one service: ``run`` loops until cancelled."""
+    """Runs one subscription for one service: ``run`` loops until ``stop``."""
 
     def __init__(
         self,
@@ -68,50 +67,29 @@ class EventConsumer:
         self.sessionmaker = sessionmaker
         self.node = node
         self.metrics = metrics
-        self.connected = False
-        self._stopping = asyncio.Event()
+        self.loop = ConsumerLoop(
+            name=self.consumer_name,
+            node=node,
+            topics=self.topics,
+            group_id=self.group_id,
+            handle=self._handle_batch,
+            metrics=metrics,
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self.loop.connected
 
     def stop(self) -> None:
-        """Ask ``run`` to return. Cancelling alone is not enough: aiokafka can swallow a
-        cancellation that lands while a consumer joins its group."""
-        self._stopping.set()
+        """Ask ``run`` to return."""
+        self.loop.stop()
 
     async def run(self) -> None:
-        backoff = 0.1
-        while not self._stopping.is_set():
-            consumer: AIOKafkaConsumer | None = None
-            try:
-                await ensure_topics(self.node, self.topics)
-                consumer = build_consumer(self.node, *self.topics, group_id=self.group_id)
-                await consumer.start()
-                self.connected = True
-                logger.info("consumer %s started", self.consumer_name)
-                backoff = 0.1
-                while not self._stopping.is_set():
-                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                    for records in batches.values():
-                        for record in records:
-                            await self.handle(record)
-                    if batches:
-                        # A broker that restarted empty makes commits retry forever; give up
-                        # and rejoin (re-creating the topics), re-reading from the last commit.
-                        await asyncio.wait_for(consumer.commit(), 10.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning(
-                    "consumer %s interrupted, restarting in %.1fs: %s",
-                    self.consumer_name,
-                    backoff,
-                    exc,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                self.connected = False
-                if consumer is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(consumer.stop(), 5.0)
+        await self.loop.run()
+
+    async def _handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        for record in records:
+            await self.handle(record)
 
     async def handle(self, record: ConsumerRecord[Any, Any]) -> str:
         """Apply one record; return the outcome (applied, duplicate, ignored, dead_letter)."""

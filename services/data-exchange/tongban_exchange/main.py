@@ -40,7 +40,7 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
         tasks: list[asyncio.Task[None]] = []
         async with httpx.AsyncClient(timeout=10.0) as http:
             exchange.http = http
-            routing = RoutingConsumer(exchange, app.state.sessionmaker)
+            routing = RoutingConsumer(exchange, app.state.sessionmaker, app.state.metrics)
             if settings.run_workers:
                 dispatcher = Dispatcher(exchange, app.state.sessionmaker)
                 checkpointer = Checkpointer(exchange, app.state.sessionmaker)

@@ -4,6 +4,11 @@ Starts an embedded PostgreSQL and Kafka-protocol broker unless ``DATABASE_URL`` 
 ``KAFKA_BOOTSTRAP_SERVERS`` point elsewhere, creates and migrates each service's database,
 starts every service (each runs its outbox relay and consumers), waits until all are ready,
 and on Ctrl-C or SIGTERM stops everything, leaving no process behind.
+
+While the node runs, the launcher supervises what it started: a service that dies is started
+again, and so is the embedded PostgreSQL (same data directory and port; it recovers from its
+write-ahead log) or broker (same port; memory storage, so it comes back empty and the outbox
+relays publish their retained events again). Each may be restarted at most 5 times a minute.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -68,7 +74,6 @@ class _Child:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
-    restarts: list[float] = field(default_factory=list)
 
 
 class Node:
@@ -185,18 +190,44 @@ class Node:
         _say(f"logs: {self.logs}  ·  Ctrl-C stops the node")
 
     def supervise(self) -> None:
-        """Restart a service that dies (at most 5 times a minute) until asked to stop."""
+        """Restart a service, the embedded PostgreSQL or the embedded broker when it dies (each
+        at most 5 times a minute) until asked to stop."""
+        restarts: dict[str, list[float]] = {}
+
+        def allow(name: str, log: Path) -> None:
+            now = time.monotonic()
+            restarts[name] = [t for t in restarts.get(name, []) if now - t < 60] + [now]
+            if len(restarts[name]) > 5:
+                raise RuntimeError(f"{name} keeps failing; see {log}")
+
         while not _stopping:
+            # Polling reaps a dead server, so none stays a zombie holding its lock file.
+            if self.postgres is not None and not self.postgres.is_running():
+                allow("postgres", self.logs / "postgres.log")
+                _say("PostgreSQL exited; restarting it on the same data directory and port")
+                self.postgres.stop()  # closes its log, ends backends left behind
+                self._restart_infra("PostgreSQL", self.postgres.start)
+            if self.broker is not None and not self.broker.is_running():
+                allow("broker", self.logs / "broker.log")
+                _say("the broker exited; restarting it (empty) on the same port")
+                self.broker.stop()
+                self._restart_infra("the broker", self.broker.start)
             for child in self.children:
                 if child.process is not None and child.process.poll() is not None:
                     code = child.process.returncode
-                    now = time.monotonic()
-                    child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-                    if len(child.restarts) > 5:
-                        raise RuntimeError(f"{child.spec.name} keeps failing; see {child.log_path}")
+                    allow(child.spec.name, child.log_path)
                     _say(f"{child.spec.name} exited with {code}; restarting")
                     self._spawn(child)
             time.sleep(0.5)
+
+    @staticmethod
+    def _restart_infra(name: str, start: Callable[[], None]) -> None:
+        try:
+            start()
+        except Exception as exc:  # tried again on the next round, within the restart limit
+            _say(f"{name} did not start again: {exc}")
+        else:
+            _say(f"{name} is back")
 
     def stop(self) -> None:
         _say("stopping the node")

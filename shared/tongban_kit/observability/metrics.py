@@ -38,9 +38,20 @@ class ServiceMetrics:
         self.outbox_backlog = Gauge(
             "tongban_outbox_backlog", "Outbox rows not yet published (last seen)", registry=r
         )
+        self.outbox_republished = Counter(
+            "tongban_outbox_republished_events",
+            "Published outbox rows sent again because the broker lost them",
+            registry=r,
+        )
         self.outbox_publish_errors = Counter(
             "tongban_outbox_publish_errors", "Relay batches that failed to publish", registry=r
         )
         self.events_consumed = Counter(
             "tongban_events_consumed", "Events consumed", ["consumer", "outcome"], registry=r
+        )
+        self.consumer_restarts = Counter(
+            "tongban_consumer_restarts",
+            "Kafka consumers restarted (reason: error, stuck with events waiting, unassigned)",
+            ["consumer", "reason"],
+            registry=r,
         )

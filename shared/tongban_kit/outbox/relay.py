@@ -5,6 +5,17 @@ run side by side), sends them, waits for the broker's acknowledgements, and mark
 published in the same transaction. A failed send rolls the claim back: the rows stay unpublished
 and the relay backs off and tries again, so a broker outage delays events and loses none. It
 sleeps on PostgreSQL ``LISTEN`` and also polls, in case a notification is missed.
+
+A broker can also lose what it had acknowledged (one restarted empty, a topic deleted): events
+already marked published are then gone before every consumer read them. So the relay remembers,
+per partition, the last event it published there and the offset the broker gave it, and every
+few seconds reads that offset back: when the topic is missing, or the offset holds nothing or
+another event, the broker lost events, and the relay marks that topic's retained rows
+unpublished and sends them again, in ``seq`` order. (End offsets cannot tell: tansu, the
+embedded broker, reports a partition's end as one past the first record of its last batch.) A relay
+that has not published anything yet (just started) checks only that every topic it has
+retained rows of still exists. Consumers apply each event once (inbox), so the ones that had
+read a republished event change nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ import time
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import BigInteger, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,6 +54,7 @@ _MARK = (
     .where(outbox.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))))
     .values(published_at=func.now())
 )
+_PUBLISHED_TOPICS = select(outbox.c.topic).where(outbox.c.published_at.is_not(None)).distinct()
 _BACKLOG = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
 _PURGE = text(
     "DELETE FROM tongban_outbox WHERE published_at < now() - make_interval(secs => :seconds)"
@@ -61,8 +73,11 @@ class OutboxRelay:
         client_id: str,
         purge_every_s: float = 300.0,
         publish_timeout_s: float = 10.0,
+        broker_check_every_s: float = 3.0,
     ) -> None:
         self.publish_timeout_s = publish_timeout_s
+        self.broker_check_every_s = broker_check_every_s
+        self._next_broker_check = 0.0
         self.engine = engine
         self.node = node
         self.metrics = metrics
@@ -71,6 +86,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._admin: TopicAdmin | None = None
+        self._reader: AIOKafkaConsumer | None = None  # no group: reads back what we published
+        # (physical topic, partition) -> (offset, event id) of the last event published there.
+        self._last: dict[TopicPartition, tuple[int, str]] = {}
         self._topics_ready: set[str] = set()
         self._listener: Any = None
         self.connected = False
@@ -83,6 +101,9 @@ class OutboxRelay:
                 try:
                     await self._ensure_listener()
                     producer = await self._ensure_producer()
+                    if time.monotonic() >= self._next_broker_check:
+                        await self.republish_lost()
+                        self._next_broker_check = time.monotonic() + self.broker_check_every_s
                     published = await asyncio.wait_for(
                         self.publish_batch(producer), self.publish_timeout_s * 2
                     )
@@ -131,7 +152,7 @@ class OutboxRelay:
             ]
             # A client stuck on a broker that went away must not hold the claim forever: give
             # up on the batch (its rows stay unpublished) and start over with a new producer.
-            await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout_s)
+            acked = await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout_s)
             # A broker that restarted empty acknowledges writes to topics it no longer has and
             # drops them (the embedded broker does): only a batch whose topics still exist after
             # the acknowledgements counts as published.
@@ -140,8 +161,76 @@ class OutboxRelay:
                 self._topics_ready -= vanished
                 raise RuntimeError(f"topics vanished from the broker: {', '.join(vanished)}")
             await conn.execute(_MARK, {"seqs": [row.seq for row in rows]})
+        for row, meta in zip(rows, acked, strict=True):
+            self._last[TopicPartition(meta.topic, meta.partition)] = (
+                meta.offset,
+                row.headers["ce_id"],
+            )
         self.metrics.outbox_published.inc(len(rows))
         return len(rows)
+
+    async def republish_lost(self) -> int:
+        """Queue again the retained rows of every topic the broker lost events of; return how
+        many rows were queued (see the module docstring)."""
+        lost = await self._lost_topics()
+        if not lost:
+            return 0
+        logical = {self.node.topic(topic): topic for topic in await self._published_topics()}
+        names = sorted(logical[t] for t in lost if t in logical)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(outbox.c.topic.in_(names), outbox.c.published_at.is_not(None))
+                .values(published_at=None)
+            )
+        queued = int(getattr(result, "rowcount", 0) or 0)
+        self._topics_ready -= lost
+        self._last = {tp: seen for tp, seen in self._last.items() if tp.topic not in lost}
+        self.metrics.outbox_republished.inc(queued)
+        logger.warning(
+            "the broker lost published events of %s: republishing %d retained row(s)",
+            ", ".join(sorted(lost)),
+            queued,
+        )
+        return queued
+
+    async def _published_topics(self) -> list[str]:
+        async with self.engine.connect() as conn:
+            return list((await conn.scalars(_PUBLISHED_TOPICS)).all())
+
+    async def _lost_topics(self) -> set[str]:
+        """Physical topics the broker lost events of."""
+        assert self._admin is not None
+        if not self._last:  # nothing published on this connection yet: do the topics exist?
+            topics = {self.node.topic(topic) for topic in await self._published_topics()}
+            return await self._admin.missing(topics) if topics else set()
+        missing = await self._admin.missing({tp.topic for tp in self._last})
+        pending = {tp: seen for tp, seen in self._last.items() if tp.topic not in missing}
+        found = await self._read_back(pending) if pending else {}
+        return missing | {tp.topic for tp, seen in pending.items() if found.get(tp) != seen[1]}
+
+    async def _read_back(
+        self, wanted: dict[TopicPartition, tuple[int, str]], timeout: float = 5.0
+    ) -> dict[TopicPartition, str | None]:
+        """The event id at each wanted offset (``None``: another offset came first); a
+        partition that returns nothing within ``timeout`` is left out."""
+        reader = self._reader
+        assert reader is not None
+        reader.assign(list(wanted))
+        for tp, (offset, _) in wanted.items():
+            reader.seek(tp, offset)
+        found: dict[TopicPartition, str | None] = {}
+        deadline = time.monotonic() + timeout
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            pending = [tp for tp in wanted if tp not in found]
+            batches = await reader.getmany(*pending, timeout_ms=300)
+            for tp, records in batches.items():
+                for record in records:
+                    if tp not in found and record.offset >= wanted[tp][0]:
+                        headers = dict(record.headers)
+                        exact = record.offset == wanted[tp][0] and "ce_id" in headers
+                        found[tp] = headers["ce_id"].decode() if exact else None
+        return found
 
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention window."""
@@ -166,14 +255,24 @@ class OutboxRelay:
         if self._producer is None:
             producer = build_producer(self.node, client_id=self.client_id)
             admin = TopicAdmin(self.node)
+            reader = AIOKafkaConsumer(
+                bootstrap_servers=self.node.kafka_bootstrap_servers,
+                client_id=f"{self.client_id}-check",
+                enable_auto_commit=False,
+                auto_offset_reset="latest",  # an offset the broker no longer has: wait, find none
+                request_timeout_ms=10_000,
+            )
             try:
                 await producer.start()
                 await admin.start()
+                await reader.start()
             except BaseException:
                 await producer.stop()
                 await admin.close()
+                await reader.stop()
                 raise
-            self._producer, self._admin = producer, admin
+            self._producer, self._admin, self._reader = producer, admin, reader
+            self._next_broker_check = 0.0  # a broker we reconnect to may have come back empty
             self.connected = True
             logger.info("outbox relay connected to %s", self.node.kafka_bootstrap_servers)
         return self._producer
@@ -181,9 +280,13 @@ class OutboxRelay:
     async def _reset_producer(self) -> None:
         producer, self._producer = self._producer, None
         admin, self._admin = self._admin, None
+        reader, self._reader = self._reader, None
         if admin is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(admin.close(), 2.0)
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reader.stop(), 2.0)
         self.connected = False
         # A broker that comes back may come back empty: check the topics again.
         self._topics_ready.clear()

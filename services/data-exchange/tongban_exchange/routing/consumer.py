@@ -10,8 +10,6 @@ that only the bad one is dead-lettered.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,16 +19,17 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tongban_exchange.models import Dataset
 from tongban_exchange.records.handlers import READ_MODELS
 from tongban_exchange.routing import service
 from tongban_exchange.runtime import Exchange
+from tongban_kit.consuming import ConsumerLoop
+from tongban_kit.errors import database_unavailable
 from tongban_kit.events import CloudEvent, InvalidEventData, load_catalogue
 from tongban_kit.events.envelope import InvalidEvent
-from tongban_kit.kafka import build_consumer, ensure_topics
+from tongban_kit.observability.metrics import ServiceMetrics
 from tongban_kit.outbox import dead_letters, inbox
 
 logger = logging.getLogger("tongban.exchange.routing")
@@ -43,9 +42,7 @@ MAX_BATCH = 500
 def is_transient(exc: BaseException) -> bool:
     """An outage (database, broker, identity), not the event's fault: retry the batch later.
     The same rule as the kit's inbox."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | ConnectionError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    return isinstance(exc, ConnectionError) or database_unavailable(exc)
 
 
 def routed_topics() -> tuple[str, ...]:
@@ -61,43 +58,35 @@ class _Item:
 
 
 class RoutingConsumer:
-    def __init__(self, exchange: Exchange, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Routes every catalogued event; the kit's ``ConsumerLoop`` keeps its Kafka client alive
+    (restarted on errors and when it stalls)."""
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        metrics: ServiceMetrics,
+    ) -> None:
         node = exchange.settings.node
         self.exchange = exchange
         self.sessionmaker = sessionmaker
         self.topics = [node.topic(t) for t in routed_topics()]
         self.group_id = node.topic(CONSUMER)
-        self._stopping = asyncio.Event()
+        self.loop = ConsumerLoop(
+            name=CONSUMER,
+            node=node,
+            topics=self.topics,
+            group_id=self.group_id,
+            handle=self.handle,
+            metrics=metrics,
+            max_records=MAX_BATCH,
+        )
 
     def stop(self) -> None:
-        self._stopping.set()
+        self.loop.stop()
 
     async def run(self) -> None:
-        node = self.exchange.settings.node
-        backoff = 0.1
-        while not self._stopping.is_set():
-            consumer = None
-            try:
-                await ensure_topics(node, self.topics)
-                consumer = build_consumer(node, *self.topics, group_id=self.group_id)
-                await consumer.start()
-                backoff = 0.1
-                while not self._stopping.is_set():
-                    batches = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
-                    records = [r for partition in batches.values() for r in partition]
-                    if records:
-                        await self.handle(records)
-                        await asyncio.wait_for(consumer.commit(), 10.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("routing interrupted, restarting in %.1fs: %s", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                if consumer is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(consumer.stop(), 5.0)
+        await self.loop.run()
 
     async def handle(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Apply a batch; on a failure that is not an outage, one event at a time."""
