@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tongban_identity.departments.schemas import DepartmentCreate
+from tongban_identity.departments.service import ensure_service_account
+from tongban_identity.main import create_app as create_identity
+from tongban_identity.sessions.testing import fast_hasher
+from tongban_identity.settings import IdentitySettings
+from tongban_kit.auth.client import generate_service_key, service_key_jwks
 from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.settings import NodeSettings
-from tongban_kit.testing import running_app
+from tongban_kit.testing import running_app, serving_app
 from tongban_registration.main import create_app
 from tongban_registration.settings import RegistrationSettings
 from tongban_registration.testing import Flow, Tokens, application
@@ -104,3 +113,44 @@ def sql(database: str) -> Callable[[str], Any]:
             await engine.dispose()
 
     return run
+
+
+@dataclass
+class Node:
+    """Identity on a real port, and the node settings that point at it."""
+
+    identity: FastAPI
+    identity_url: str
+    settings: NodeSettings
+
+    async def enrol_registration(
+        self, key_file: Path, scopes: tuple[str, ...] = ("identity:sign", "identity:verify")
+    ) -> str:
+        """What `tongban node up` does for registration: a key of its own, enrolled."""
+        key = generate_service_key(key_file)
+        enrolment = DepartmentCreate(
+            code="svc-registration",
+            name="Tongban registration service",
+            scopes=list(scopes),
+            jwks=service_key_jwks(key),
+        )
+        async with self.identity.state.sessionmaker() as session, session.begin():
+            client = await ensure_service_account(
+                session, enrolment=enrolment, node=self.settings.node_code
+            )
+        return str(client.client_id)
+
+
+@pytest.fixture
+async def node(make_database: Any, node_settings: NodeSettings) -> AsyncIterator[Node]:
+    """Identity served on a real port; the node's services trust its tokens."""
+    database = await make_database("tongban_identity:migrations")
+    app = create_identity(
+        IdentitySettings(database_url=database, node=node_settings, run_workers=False)
+    )
+    app.state.password_hasher = fast_hasher()
+    async with serving_app(app) as url:
+        settings = node_settings.model_copy(
+            update={"identity_url": url, "jwks_url": f"{url}/.well-known/jwks.json"}
+        )
+        yield Node(app, url, settings)

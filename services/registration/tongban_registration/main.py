@@ -16,8 +16,11 @@ from tongban_registration.acknowledgements.handlers import SUBSCRIPTION
 from tongban_registration.applications.endpoints import router as applications_router
 from tongban_registration.businesses.change_endpoints import router as changes_router
 from tongban_registration.businesses.endpoints import router as businesses_router
+from tongban_registration.exchange_client import ExchangeClient
 from tongban_registration.identity_client import IdentityClient
 from tongban_registration.licences.endpoints import router as licences_router
+from tongban_registration.licensing.endpoints import router as licensing_router
+from tongban_registration.licensing.officer_endpoints import router as licensing_officer_router
 from tongban_registration.review import service as review
 from tongban_registration.review.endpoints import router as review_router
 from tongban_registration.settings import RegistrationSettings
@@ -51,6 +54,11 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
             if tokens is not None
             else None
         )
+        app.state.exchange = (
+            ExchangeClient(exchange_url=settings.exchange_url, tokens=tokens, client=http_client)
+            if tokens is not None
+            else None
+        )
         app.state.overdue_gauge = Gauge(
             "tongban_registration_overdue_applications",
             "Undecided applications past their promised decision date",
@@ -75,6 +83,8 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
             businesses_router,
             changes_router,
             licences_router,
+            licensing_router,
+            licensing_officer_router,
         ],
         subscriptions=[SUBSCRIPTION],
         lifespan=lifespan,
