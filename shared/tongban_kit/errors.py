@@ -7,6 +7,7 @@
     ├── NotFound            404
     ├── Conflict            409  a uniqueness rule or an illegal state transition
     ├── PayloadTooLarge     413
+    ├── UnsupportedMediaType 415
     └── ServiceUnavailable  503  a dependency is down
 
 Anything else that escapes a handler is a 500 whose body names only the request id; the
@@ -36,6 +37,7 @@ __all__ = [
     "ServiceUnavailable",
     "TongbanError",
     "Unauthorized",
+    "UnsupportedMediaType",
     "install_problem_handlers",
     "problem_response",
 ]
@@ -86,6 +88,10 @@ class Conflict(TongbanError):
 
 class PayloadTooLarge(TongbanError):
     status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class UnsupportedMediaType(TongbanError):
+    status, title, type_slug = 415, "Unsupported Media Type", "unsupported-media-type"
 
 
 class ServiceUnavailable(TongbanError):

@@ -16,6 +16,9 @@ from tongban_registration.acknowledgements.handlers import SUBSCRIPTION
 from tongban_registration.applications.endpoints import router as applications_router
 from tongban_registration.businesses.change_endpoints import router as changes_router
 from tongban_registration.businesses.endpoints import router as businesses_router
+from tongban_registration.documents.endpoints import UPLOAD_PATH
+from tongban_registration.documents.endpoints import router as documents_router
+from tongban_registration.documents.service import CHUNK_BYTES
 from tongban_registration.exchange_client import ExchangeClient
 from tongban_registration.identity_client import IdentityClient
 from tongban_registration.licences.endpoints import router as licences_router
@@ -79,6 +82,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         description="Business registration, accreditation and licences.",
         routers=[
             applications_router,
+            documents_router,
             review_router,
             businesses_router,
             changes_router,
@@ -88,4 +92,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         ],
         subscriptions=[SUBSCRIPTION],
         lifespan=lifespan,
+        # Uploads stream past the node's body limit, up to the document limit.
+        # (The service's own 413, with the document limit, comes first: it counts exactly.)
+        body_limits={UPLOAD_PATH: settings.document_max_bytes + CHUNK_BYTES},
     )

@@ -274,3 +274,32 @@ class LicenceHistory(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     valid_until: Mapped[date] = mapped_column(Date)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApplicationDocument(Base):
+    """A file uploaded to an application (PDF, PNG or JPEG), kept in ``document_chunks``.
+
+    Its SHA-256 is part of the application's content the applicant signs.
+    """
+
+    __tablename__ = "application_documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DocumentChunk(Base):
+    """One piece of an uploaded file, in order: a file is never held whole in memory."""
+
+    __tablename__ = "document_chunks"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("application_documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

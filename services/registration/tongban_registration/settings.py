@@ -79,6 +79,14 @@ class RegistrationSettings(ServiceSettings):
         description="Data-exchange's internal base URL: licence prerequisites read other "
         "departments' records there with registration's service account (`exchange:query`).",
     )
+    document_max_bytes: int = Field(
+        default=10_485_760,
+        ge=1024,
+        le=104_857_600,
+        description="Largest document (PDF, PNG or JPEG) an applicant may upload to an "
+        "application; larger is a 413. The upload route alone accepts bodies this large (the "
+        "gateway's routes.yaml raises its limit to match).",
+    )
     overdue_refresh_s: float = Field(
         default=60.0,
         gt=0,

@@ -25,6 +25,8 @@ from tongban_registration.applications import repository
 from tongban_registration.applications.names import name_key
 from tongban_registration.applications.schemas import ApplicationCreate, ApplicationPatch
 from tongban_registration.applications.states import Action, Status, move
+from tongban_registration.documents import repository as documents
+from tongban_registration.documents.entries import signed_entries
 from tongban_registration.identity_client import IdentityClient
 from tongban_registration.models import Application, NameReservation, Transition
 from tongban_registration.review.clock import add_working_days, office_date
@@ -206,9 +208,14 @@ async def update(
     return application
 
 
-def document_of(application: Application, cipher: FieldCipher) -> dict[str, Any]:
-    """What the applicant submits and may sign: the application's content, canonical."""
-    return {
+def document_of(
+    application: Application,
+    cipher: FieldCipher,
+    documents: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What the applicant submits and may sign: the application's content, canonical, with
+    the digest of each uploaded document (``documents``, when there are any)."""
+    content = {
         "application_id": str(application.id),
         "name": application.name,
         "entity_type": application.entity_type,
@@ -223,6 +230,17 @@ def document_of(application: Application, cipher: FieldCipher) -> dict[str, Any]
         },
         "investors": application.investors,
     }
+    if documents:
+        content["documents"] = documents
+    return content
+
+
+async def signed_content(
+    session: AsyncSession, application: Application, cipher: FieldCipher
+) -> dict[str, Any]:
+    """The content as it is now, uploaded documents' digests included."""
+    uploaded = await documents.of_application(session, application.id)
+    return document_of(application, cipher, signed_entries(uploaded))
 
 
 def digest_of(document: dict[str, Any]) -> str:
@@ -257,7 +275,7 @@ async def submit(
         )
     reservation.expires_at = now + timedelta(days=settings.name_reservation_days)
     application.status = target.value
-    application.document_sha256 = digest_of(document_of(application, cipher))
+    application.document_sha256 = digest_of(await signed_content(session, application, cipher))
     application.signature = signature
     application.signature_kid = (
         await _check_signature(identity, applicant, application.document_sha256, signature)
