@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -404,6 +405,35 @@ def test_a_business_gets_a_food_licence_the_public_verifies_through_the_gateway(
     )
     assert revoked.status_code == 200, revoked.text
     assert (by_number.json()["valid"], by_number.json()["status"]) == (True, "revoked")
+
+
+def test_a_document_larger_than_the_node_body_limit_uploads_through_the_gateway(
+    node: NodeProcess, person: dict[str, str]
+) -> None:
+    """The upload route takes more than TONGBAN_MAX_BODY_BYTES (1 MiB); no other route does."""
+    api = httpx.Client(base_url=f"{node.gateway}/api/registration", timeout=30)
+    auth = {"Authorization": person["Authorization"]}
+    draft = api.post(
+        "/v1/applications", json=application(name="深圳市通办上传测试有限公司"), headers=auth
+    )
+    assert draft.status_code == 201, draft.text
+    pdf = b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024)
+
+    uploaded = api.post(
+        f"/v1/applications/{draft.json()['id']}/documents",
+        params={"filename": "公司章程.pdf"},
+        content=pdf,
+        headers={**auth, "content-type": "application/pdf"},
+    )
+    downloaded = api.get(
+        f"/v1/applications/{draft.json()['id']}/documents/{uploaded.json()['id']}", headers=auth
+    )
+    elsewhere = api.post("/v1/applications", content=pdf, headers=auth)
+
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert downloaded.content == pdf
+    assert elsewhere.status_code == 413
 
 
 def test_services_that_call_identity_get_a_service_account_and_its_token(
