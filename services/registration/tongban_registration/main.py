@@ -16,7 +16,7 @@ from tongban_registration.acknowledgements.handlers import SUBSCRIPTION
 from tongban_registration.applications.endpoints import router as applications_router
 from tongban_registration.businesses.change_endpoints import router as changes_router
 from tongban_registration.businesses.endpoints import router as businesses_router
-from tongban_registration.documents.endpoints import UPLOAD_PATH
+from tongban_registration.documents.endpoints import UPLOAD_PATH, submission_router
 from tongban_registration.documents.endpoints import router as documents_router
 from tongban_registration.documents.service import CHUNK_BYTES
 from tongban_registration.exchange_client import ExchangeClient
@@ -83,6 +83,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         routers=[
             applications_router,
             documents_router,
+            submission_router,
             review_router,
             businesses_router,
             changes_router,

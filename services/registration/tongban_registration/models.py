@@ -55,6 +55,8 @@ class Application(Base):
     # when no signature was given or the node had no identity client to check it.
     signature_kid: Mapped[str | None] = mapped_column(String(64))
     document_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The exact bytes submitted (and signed, when signed), sealed: they hold the resident ID.
+    submitted_document: Mapped[bytes | None] = mapped_column(LargeBinary)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_on: Mapped[date | None] = mapped_column(Date)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -34,6 +34,7 @@ from tongban_registration.settings import RegistrationSettings
 
 #: AES-GCM associated data: a sealed ID copied into another column no longer decrypts.
 LEGAL_REP_CONTEXT = "registration.legal_representative_id"
+SUBMITTED_DOCUMENT_CONTEXT = "registration.submitted_document"
 
 
 def _now() -> datetime:
@@ -243,9 +244,13 @@ async def signed_content(
     return document_of(application, cipher, signed_entries(uploaded))
 
 
+def canonical_bytes(document: dict[str, Any]) -> bytes:
+    """The bytes a signature covers: sorted keys, no blanks, UTF-8."""
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
 def digest_of(document: dict[str, Any]) -> str:
-    canonical = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_bytes(document)).hexdigest()
 
 
 async def submit(
@@ -275,7 +280,11 @@ async def submit(
         )
     reservation.expires_at = now + timedelta(days=settings.name_reservation_days)
     application.status = target.value
-    application.document_sha256 = digest_of(await signed_content(session, application, cipher))
+    submitted = canonical_bytes(await signed_content(session, application, cipher))
+    application.document_sha256 = hashlib.sha256(submitted).hexdigest()
+    application.submitted_document = cipher.encrypt(
+        submitted.decode(), context=SUBMITTED_DOCUMENT_CONTEXT
+    )
     application.signature = signature
     application.signature_kid = (
         await _check_signature(identity, applicant, application.document_sha256, signature)

@@ -14,7 +14,15 @@ from starlette.requests import ClientDisconnect
 from tongban_kit.auth import AccessClaims, require
 from tongban_kit.db import SessionDep
 from tongban_kit.errors import BadRequest
-from tongban_registration.deps import REVIEW_SCOPE, Person, SettingsDep
+from tongban_registration.applications import submission
+from tongban_registration.applications.submission import SubmissionOut
+from tongban_registration.deps import (
+    REVIEW_SCOPE,
+    CipherDep,
+    IdentityDep,
+    Person,
+    SettingsDep,
+)
 from tongban_registration.documents import repository, service
 from tongban_registration.documents.schemas import DocumentList, DocumentOut
 
@@ -154,3 +162,31 @@ async def download_document(
 
 def _b64_hex(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+submission_router = APIRouter(tags=["applications"])
+
+
+@submission_router.get("/v1/applications/{application_id}/submission", response_model=SubmissionOut)
+async def submitted_as_signed(
+    application_id: uuid.UUID,
+    caller: AnyCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    cipher: CipherDep,
+    identity: IdentityDep,
+) -> SubmissionOut:
+    """The exact bytes of the latest submission and the applicant's signature of them, the
+    signature checked again with identity now (`verification`), so it can be verified long
+    after submission — also offline: the JWS's payload is the SHA-256 of `document`.
+
+    Access: the applicant and officers of this node (`registration:review`); 404 otherwise,
+    and for an application never submitted.
+    """
+    application = await service.readable(
+        session,
+        caller=caller,
+        is_officer=_is_officer(caller, settings.node.node_code),
+        application_id=application_id,
+    )
+    return await submission.kept(application, cipher=cipher, identity=identity)
