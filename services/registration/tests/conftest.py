@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -18,6 +19,7 @@ from tongban_identity.departments.service import ensure_service_account
 from tongban_identity.main import create_app as create_identity
 from tongban_identity.sessions.testing import fast_hasher
 from tongban_identity.settings import IdentitySettings
+from tongban_identity.signatures.testing import mint_token, public_jwk
 from tongban_kit.auth.client import generate_service_key, service_key_jwks
 from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.settings import NodeSettings
@@ -139,6 +141,29 @@ class Node:
                 session, enrolment=enrolment, node=self.settings.node_code
             )
         return str(client.client_id)
+
+    async def person_with_key(self) -> tuple[dict[str, str], ec.EllipticCurvePrivateKey, str]:
+        """A person signed up at identity with a signing key registered: their headers (level
+        `substantial`), the private key and its kid."""
+        async with httpx.AsyncClient(base_url=self.identity_url) as identity:
+            person = await identity.post(
+                "/v1/persons",
+                json={
+                    "resident_id": "11010519491231002X",
+                    "name": "张三",
+                    "phone": "13800138000",
+                    "password": "correct horse battery staple",
+                },
+            )
+            token = await mint_token(self.identity, subject=person.json()["id"], acr="substantial")
+            key = ec.generate_private_key(ec.SECP256R1())
+            registered = await identity.post(
+                "/v1/me/keys",
+                json={"jwk": public_jwk(key)},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        assert registered.status_code == 201, registered.text
+        return {"Authorization": f"Bearer {token}"}, key, str(registered.json()["kid"])
 
 
 @pytest.fixture

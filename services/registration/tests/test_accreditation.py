@@ -88,16 +88,23 @@ class Licensing:
         return dict(response.json())
 
 
-@pytest.fixture
-async def licensing(node: Any, database: str, tmp_path: Path) -> AsyncIterator[Licensing]:
+async def _settings(node: Any, database: str, tmp_path: Path, **more: Any) -> RegistrationSettings:
+    """Registration enrolled at identity, with this test's licence types."""
     client_id = await node.enrol_registration(tmp_path / "registration.pem")
-    settings = RegistrationSettings(
+    return RegistrationSettings(
         database_url=database,
         node=node.settings,
         client_id=client_id,
         client_key_file=tmp_path / "registration.pem",
         licence_types=LICENCE_TYPES,
-        deregistration_notice_days=0,
+        **more,
+    )
+
+
+@pytest.fixture
+async def licensing(node: Any, database: str, tmp_path: Path) -> AsyncIterator[Licensing]:
+    settings = await _settings(
+        node, database, tmp_path, run_workers=False, deregistration_notice_days=0
     )
     person = await mint_token(
         node.identity, subject="6b1f7a52-0d7e-4a8e-9f00-000000000002", acr="substantial"
@@ -369,14 +376,7 @@ async def test_licence_events_reach_the_broker_valid_against_their_schemas(
     new_application: Callable[..., dict[str, Any]],
     sql: Any,
 ) -> None:
-    client_id = await node.enrol_registration(tmp_path / "registration.pem")
-    settings = RegistrationSettings(
-        database_url=database,
-        node=node.settings,
-        client_id=client_id,
-        client_key_file=tmp_path / "registration.pem",
-        licence_types=LICENCE_TYPES,
-    )
+    settings = await _settings(node, database, tmp_path)
     person = await mint_token(
         node.identity, subject="6b1f7a52-0d7e-4a8e-9f00-000000000003", acr="substantial"
     )

@@ -13,12 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 
-from tongban_identity.signatures.testing import mint_token, public_jwk, sign_detached
+from tongban_identity.signatures.testing import mint_token, sign_detached
 from tongban_kit.testing import running_app
 from tongban_registration.main import create_app
 from tongban_registration.settings import RegistrationSettings
@@ -147,27 +146,7 @@ async def test_a_signed_submission_is_checked_with_identity_and_a_wrong_signatur
     licensed: tuple[Flow, Any], new_application: Callable[..., dict[str, Any]]
 ) -> None:
     flow, node = licensed
-    async with httpx.AsyncClient(base_url=node.identity_url) as identity:
-        person = await identity.post(
-            "/v1/persons",
-            json={
-                "resident_id": "11010519491231002X",
-                "name": "张三",
-                "phone": "13800138000",
-                "password": "correct horse battery staple",
-            },
-        )
-        person_id = person.json()["id"]
-        token = await mint_token(node.identity, subject=person_id, acr="substantial")
-        key = ec.generate_private_key(ec.SECP256R1())
-        registered = await identity.post(
-            "/v1/me/keys",
-            json={"jwk": public_jwk(key)},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    assert registered.status_code == 201, registered.text
-    kid = registered.json()["kid"]
-    flow.applicant = {"Authorization": f"Bearer {token}"}
+    flow.applicant, key, kid = await node.person_with_key()
     draft = await flow.draft(new_application())
     submit = f"/v1/applications/{draft['id']}/submit"
 

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jws
 from joserfc.jwk import KeySet
 
@@ -23,28 +21,6 @@ from tongban_registration.settings import RegistrationSettings
 from tongban_registration.testing import Flow
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000
-
-
-async def _person_with_key(node: Any) -> tuple[dict[str, str], ec.EllipticCurvePrivateKey, str]:
-    async with httpx.AsyncClient(base_url=node.identity_url) as identity:
-        person = await identity.post(
-            "/v1/persons",
-            json={
-                "resident_id": "11010519491231002X",
-                "name": "张三",
-                "phone": "13800138000",
-                "password": "correct horse battery staple",
-            },
-        )
-        token = await mint_token(node.identity, subject=person.json()["id"], acr="substantial")
-        key = ec.generate_private_key(ec.SECP256R1())
-        registered = await identity.post(
-            "/v1/me/keys",
-            json={"jwk": public_jwk(key)},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    assert registered.status_code == 201, registered.text
-    return {"Authorization": f"Bearer {token}"}, key, str(registered.json()["kid"])
 
 
 async def test_a_signed_submission_is_kept_rechecked_and_verifies_offline(
@@ -58,7 +34,7 @@ async def test_a_signed_submission_is_kept_rechecked_and_verifies_offline(
         client_id=client_id,
         client_key_file=tmp_path / "registration.pem",
     )
-    applicant, key, kid = await _person_with_key(node)
+    applicant, key, kid = await node.person_with_key()
     officer = await mint_token(node.identity, "registration:review", subject="o-3", acr="high")
     stranger = await mint_token(
         node.identity, subject="6b1f7a52-0d7e-4a8e-9f00-0000000000aa", acr="substantial"

@@ -143,7 +143,7 @@ async def revoke(
     await licensing.revoke_all(
         session,
         business_id=business.id,
-        reason=f"the business licence was revoked: {reason}",
+        reason=f"the business licence was revoked: {reason}"[:2000],
         actor=officer,
         node=node,
     )

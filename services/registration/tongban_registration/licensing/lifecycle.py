@@ -12,6 +12,7 @@ Revoked and expired are final; every step except reinstate's way back emits its 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -244,87 +245,47 @@ async def renew(
     return licence
 
 
-async def _change_status(
+@dataclass(frozen=True)
+class _StatusChange:
+    allowed: tuple[str, ...]
+    to: str
+    event: str
+    verb: str  # the event's `<verb>_at` and `<verb>_by` fields
+
+
+STATUS_CHANGES: dict[str, _StatusChange] = {
+    "suspend": _StatusChange((ACTIVE,), SUSPENDED, events.LICENCE_SUSPENDED, "suspended"),
+    "reinstate": _StatusChange((SUSPENDED,), ACTIVE, events.LICENCE_REINSTATED, "reinstated"),
+    "revoke": _StatusChange(repository.LIVE, REVOKED, events.LICENCE_REVOKED, "revoked"),
+}
+
+
+async def change_status(
     session: AsyncSession,
     *,
     licence: AccreditationLicence,
-    allowed: tuple[str, ...],
     action: str,
-    to: str,
     reason: str,
     actor: str,
-) -> tuple[str, datetime]:
-    before = require(licence, allowed, action)
+    node: str,
+) -> AccreditationLicence:
+    """``suspend`` an active licence, ``reinstate`` a suspended one or ``revoke`` a live one;
+    409 from any other status. Recorded and evented."""
+    change = STATUS_CHANGES[action]
+    before = require(licence, change.allowed, action)
     now = _now()
-    licence.status, licence.status_changed_at = to, now
+    licence.status, licence.status_changed_at = change.to, now
     await _record(session, licence, action=action, before=before, actor=actor, reason=reason)
-    return before, now
-
-
-async def suspend(
-    session: AsyncSession, *, licence: AccreditationLicence, reason: str, actor: str, node: str
-) -> AccreditationLicence:
-    _, now = await _change_status(
-        session,
-        licence=licence,
-        allowed=(ACTIVE,),
-        action="suspend",
-        to=SUSPENDED,
-        reason=reason,
-        actor=actor,
-    )
     await events.emit(
         session,
-        events.LICENCE_SUSPENDED,
-        node=node,
-        subject=licence.number,
-        data=_event_data(licence, reason=reason, suspended_at=now.isoformat(), suspended_by=actor),
-    )
-    return licence
-
-
-async def reinstate(
-    session: AsyncSession, *, licence: AccreditationLicence, reason: str, actor: str, node: str
-) -> AccreditationLicence:
-    _, now = await _change_status(
-        session,
-        licence=licence,
-        allowed=(SUSPENDED,),
-        action="reinstate",
-        to=ACTIVE,
-        reason=reason,
-        actor=actor,
-    )
-    await events.emit(
-        session,
-        events.LICENCE_REINSTATED,
+        change.event,
         node=node,
         subject=licence.number,
         data=_event_data(
-            licence, reason=reason, reinstated_at=now.isoformat(), reinstated_by=actor
+            licence,
+            reason=reason,
+            **{f"{change.verb}_at": now.isoformat(), f"{change.verb}_by": actor},
         ),
-    )
-    return licence
-
-
-async def revoke(
-    session: AsyncSession, *, licence: AccreditationLicence, reason: str, actor: str, node: str
-) -> AccreditationLicence:
-    _, now = await _change_status(
-        session,
-        licence=licence,
-        allowed=repository.LIVE,
-        action="revoke",
-        to=REVOKED,
-        reason=reason,
-        actor=actor,
-    )
-    await events.emit(
-        session,
-        events.LICENCE_REVOKED,
-        node=node,
-        subject=licence.number,
-        data=_event_data(licence, reason=reason, revoked_at=now.isoformat(), revoked_by=actor),
     )
     return licence
 
@@ -335,5 +296,7 @@ async def revoke_all(
     """Revoke every live licence of a business (it was deregistered); how many."""
     live = await repository.live_of_business(session, business_id)
     for licence in live:
-        await revoke(session, licence=licence, reason=reason, actor=actor, node=node)
+        await change_status(
+            session, licence=licence, action="revoke", reason=reason, actor=actor, node=node
+        )
     return len(live)

@@ -81,13 +81,6 @@ async def decide_application(
     )
 
 
-_ACTIONS = {
-    "suspend": lifecycle.suspend,
-    "reinstate": lifecycle.reinstate,
-    "revoke": lifecycle.revoke,
-}
-
-
 @router.post("/licences/{number}/{action}", response_model=LicenceOut)
 async def change_licence_status(
     number: str,
@@ -108,7 +101,7 @@ async def change_licence_status(
     licence = await service.licence_for(
         session, number=number, caller=None, node=node, for_update=True
     )
-    changed = await _ACTIONS[action](
-        session, licence=licence, reason=body.reason, actor=officer.sub, node=node
+    changed = await lifecycle.change_status(
+        session, licence=licence, action=action, reason=body.reason, actor=officer.sub, node=node
     )
     return await views.licence_out(session, changed)
