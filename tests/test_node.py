@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -35,7 +36,10 @@ pytestmark = pytest.mark.node
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    with node_process(tmp_path_factory.mktemp("node")) as running:
+    with node_process(
+        tmp_path_factory.mktemp("node"),
+        env={"TONGBAN_REGISTRATION_LICENCE_TYPES": json.dumps([FOOD_OPERATION])},
+    ) as running:
         yield running
 
 
@@ -60,6 +64,13 @@ def test_the_gateway_reports_every_service_ready(node: NodeProcess) -> None:
     }
 
 
+#: An accreditation licence type the node is configured with (证照分离).
+FOOD_OPERATION = {
+    "code": "food-operation",
+    "name": "食品经营许可证",
+    "number_prefix": "JY",
+    "scope_covers": ["食品销售"],
+}
 PERSON = {
     "resident_id": "11010519491231002X",
     "name": "张三",
@@ -323,6 +334,108 @@ def test_an_application_becomes_a_business_every_service_and_department_learns_o
     assert _eventually(acknowledged), "the acknowledgement never reached the applicant"
 
 
+def test_a_business_gets_a_food_licence_the_public_verifies_through_the_gateway(
+    node: NodeProcess,
+) -> None:
+    api = httpx.Client(base_url=f"{node.gateway}/api", timeout=10)
+    holder = {**PERSON, "resident_id": "110105199003071239", "phone": "13800138001"}
+    signed_up = api.post("/identity/v1/persons", json=holder)
+    assert signed_up.status_code == 201, signed_up.text
+    officer = {
+        "Authorization": "Bearer "
+        + _department_token(
+            api,
+            node,
+            "samr-licensing",
+            "identity:assurance registration:review registration:licensing",
+        )
+    }
+    raised = api.post(
+        f"/identity/v1/persons/{signed_up.json()['id']}/assurance/substantial",
+        json={"source": "household-register"},
+        headers=officer,
+    )
+    assert raised.status_code == 200, raised.text
+    login = api.post(
+        "/identity/v1/login",
+        json={"resident_id": holder["resident_id"], "password": holder["password"]},
+    )
+    person = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    body = application(name="深圳市通办食品销售有限公司", business_scope="食品销售；餐饮服务")
+    draft = api.post("/registration/v1/applications", json=body, headers=person).json()
+    api.post(f"/registration/v1/applications/{draft['id']}/submit", headers=person)
+    api.post(f"/registration/v1/review/applications/{draft['id']}/claim", headers=officer)
+    approved = api.post(
+        f"/registration/v1/review/applications/{draft['id']}/decision",
+        json={"decision": "approve"},
+        headers=officer,
+    )
+    assert approved.status_code == 200, approved.text
+    uscc = approved.json()["uscc"]
+
+    types = api.get("/registration/v1/licence-types")
+    applied = api.post(
+        "/registration/v1/licence-applications",
+        json={"uscc": uscc, "licence_type": "food-operation"},
+        headers={"Idempotency-Key": "food-1", **person},
+    )
+    assert applied.status_code == 201, applied.text
+    decided = api.post(
+        f"/registration/v1/licensing/applications/{applied.json()['id']}/decision",
+        json={"decision": "approve"},
+        headers=officer,
+    )
+    assert decided.status_code == 200, decided.text
+    licence = decided.json()["licence"]
+    public = httpx.Client(base_url=f"{node.gateway}/api/registration", timeout=10)
+    by_payload = public.get("/v1/licences/verify", params={"payload": licence["qr_payload"]})
+    revoked = api.post(
+        f"/registration/v1/licensing/licences/{licence['number']}/revoke",
+        json={"reason": "以欺骗手段取得许可"},
+        headers=officer,
+    )
+    by_number = public.get("/v1/licences/verify", params={"number": licence["number"]})
+
+    assert [t["code"] for t in types.json()["items"]] == ["food-operation"]
+    assert by_payload.status_code == 200, by_payload.text
+    assert by_payload.json()["valid"] is True
+    assert (by_payload.json()["kind"], by_payload.json()["status"]) == (
+        "accreditation-licence",
+        "active",
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert (by_number.json()["valid"], by_number.json()["status"]) == (True, "revoked")
+
+
+def test_a_document_larger_than_the_node_body_limit_uploads_through_the_gateway(
+    node: NodeProcess, person: dict[str, str]
+) -> None:
+    """The upload route takes more than TONGBAN_MAX_BODY_BYTES (1 MiB); no other route does."""
+    api = httpx.Client(base_url=f"{node.gateway}/api/registration", timeout=30)
+    auth = {"Authorization": person["Authorization"]}
+    draft = api.post(
+        "/v1/applications", json=application(name="深圳市通办上传测试有限公司"), headers=auth
+    )
+    assert draft.status_code == 201, draft.text
+    pdf = b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024)
+
+    uploaded = api.post(
+        f"/v1/applications/{draft.json()['id']}/documents",
+        params={"filename": "公司章程.pdf"},
+        content=pdf,
+        headers={**auth, "content-type": "application/pdf"},
+    )
+    downloaded = api.get(
+        f"/v1/applications/{draft.json()['id']}/documents/{uploaded.json()['id']}", headers=auth
+    )
+    elsewhere = api.post("/v1/applications", content=pdf, headers=auth)
+
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert downloaded.content == pdf
+    assert elsewhere.status_code == 413
+
+
 def test_services_that_call_identity_get_a_service_account_and_its_token(
     node: NodeProcess,
 ) -> None:
@@ -345,7 +458,7 @@ def test_services_that_call_identity_get_a_service_account_and_its_token(
     claims = jwt.decode(asyncio.run(token()), options={"verify_signature": False})
 
     assert claims["sub"] == "svc-registration"
-    assert set(claims["scope"].split()) == {"identity:sign", "identity:verify"}
+    assert set(claims["scope"].split()) == {"identity:sign", "identity:verify", "exchange:query"}
     assert "registration: service account svc-registration" in node.output.read_text()
 
 

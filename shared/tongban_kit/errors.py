@@ -7,6 +7,7 @@
     ├── NotFound            404
     ├── Conflict            409  a uniqueness rule or an illegal state transition
     ├── PayloadTooLarge     413
+    ├── UnsupportedMediaType 415
     └── ServiceUnavailable  503  a dependency is down
 
 A database that cannot be reached (refused, restarting, shut down, a connection dropped at
@@ -41,6 +42,7 @@ __all__ = [
     "ServiceUnavailable",
     "TongbanError",
     "Unauthorized",
+    "UnsupportedMediaType",
     "database_unavailable",
     "install_problem_handlers",
     "problem_response",
@@ -92,6 +94,10 @@ class Conflict(TongbanError):
 
 class PayloadTooLarge(TongbanError):
     status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class UnsupportedMediaType(TongbanError):
+    status, title, type_slug = 415, "Unsupported Media Type", "unsupported-media-type"
 
 
 class ServiceUnavailable(TongbanError):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -125,16 +127,38 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies larger than ``max_bytes`` with a 413 problem."""
+    """Refuse request bodies larger than ``max_bytes`` with a 413 problem.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    ``larger`` names paths (regular expressions, matched whole) that take more, such as an
+    upload route: ``{r"/v1/applications/[^/]+/documents": 10_485_760}``. The route itself
+    must still bound what it keeps.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.larger = [(re.compile(path), limit) for path, limit in (larger or {}).items()]
+
+    def _limit(self, path: str) -> int:
+        return next((n for p, n in self.larger if p.fullmatch(path)), self.default_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await _LimitedRequest(self, self._limit(scope.get("path", "")))(scope, receive, send)
+
+
+class _LimitedRequest:
+    """One request under one limit (the path's)."""
+
+    def __init__(self, middleware: BodyLimitMiddleware, max_bytes: int) -> None:
+        self.app = middleware.app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -67,6 +67,7 @@ def create_base_app(
     lifespan: Lifespan | None = None,
     version: str = "0.1.0",
     verify_tokens: bool = True,
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """The kit around some routers: logging, errors, operations endpoints, body limit and
     request context. ``lifespan`` builds the rest and fills ``app.state.readiness``.
@@ -74,7 +75,8 @@ def create_base_app(
     With ``verify_tokens`` (the default) ``tongban_kit.auth.require`` works on every route:
     identity's keys are fetched from the node's ``jwks_url`` and kept fresh, and only tokens
     of the node's issuer and audience are accepted. Identity, which publishes the keys, wires
-    its own and passes ``False``.
+    its own and passes ``False``. ``body_limits`` raises the node's body limit on the paths it
+    names (regular expressions): an upload route.
     """
 
     @contextlib.asynccontextmanager
@@ -108,7 +110,9 @@ def create_base_app(
     for router in routers:
         app.include_router(router)
     # Outermost last: the context middleware must see (and stamp) even a 413.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.node.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.node.max_body_bytes, larger=body_limits
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 
@@ -123,6 +127,7 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     version: str = "0.1.0",
     verify_tokens: bool = True,
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """A stateful service: the base app plus its database, outbox relay and consumers.
 
@@ -157,6 +162,7 @@ def create_service_app(
         lifespan=service_lifespan,
         version=version,
         verify_tokens=verify_tokens,
+        body_limits=body_limits,
     )
 
 

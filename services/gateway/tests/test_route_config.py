@@ -125,7 +125,6 @@ def test_a_json_file_is_read_too(tmp_path: Path) -> None:
         ("upstreams: [{name: identity}, {name: identity}]", "declared twice"),
         ("upstreams: [{name: identity, routes: [{path: 'x'}]}]", "routes.0.path"),
         ("upstreams: [{name: identity, routes: [{path: '/a{b'}]}]", "written {name}"),
-        ("upstreams: [{name: identity, max_body_bytes: 99999999999}]", "over the node's limit"),
         ("upstreams: [{name: identity", "is not YAML/JSON"),
         ("- just a list", "invalid"),
     ],
@@ -193,6 +192,23 @@ async def test_a_routes_own_body_limit_applies(
 
     assert (small.status_code, big.status_code, elsewhere.status_code) == (200, 413, 200)
     assert big.json()["limit_bytes"] == 100
+
+
+async def test_a_route_may_take_more_than_the_node_limit_and_only_that_route(
+    open_gateway: OpenGateway, ready: dict[str, StandIn], tmp_path: Path
+) -> None:
+    """An upload route above TONGBAN_MAX_BODY_BYTES (1 MiB): the gateway's outer limit
+    follows the largest route, each route keeps its own."""
+    path = routes_file(tmp_path, ready, "      - {path: /upload, max_body_bytes: 2097152}")
+    body = b"x" * (1536 * 1024)
+    async with open_gateway(routes_file=path) as gateway:
+        uploaded = await gateway.post("/api/identity/upload", content=body)
+        too_big = await gateway.post("/api/identity/upload", content=body * 2)
+        elsewhere = await gateway.post("/api/identity/other", content=body)
+
+    assert uploaded.status_code == 200, uploaded.text
+    assert (too_big.status_code, too_big.json()["limit_bytes"]) == (413, 2097152)
+    assert (elsewhere.status_code, elsewhere.json()["limit_bytes"]) == (413, 1048576)
 
 
 async def test_a_streamed_body_over_a_routes_limit_never_completes_upstream(

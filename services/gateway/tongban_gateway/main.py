@@ -82,7 +82,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # The kit's request context (id, trace, access log, metrics) and body limit, around the
     # proxy alone: /api requests go straight there (ApiDispatch), past the framework's router.
     api = RequestContextMiddleware(
-        BodyLimitMiddleware(proxy, max_bytes=settings.node.max_body_bytes),
+        # The highest route limit (an upload route may take more than the node's default);
+        # the proxy applies each route's own limit once the route is known.
+        BodyLimitMiddleware(
+            proxy, max_bytes=max(settings.node.max_body_bytes, routes.max_body_bytes)
+        ),
         metrics=app.state.metrics,
     )
     app.add_middleware(ApiDispatch, api=api)

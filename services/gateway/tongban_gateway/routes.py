@@ -128,6 +128,13 @@ class RouteTable:
     nodes: dict[str, Route]  # by node code
 
     @property
+    def max_body_bytes(self) -> int:
+        """The largest body any route takes: the limit applied before a route is known (each
+        route's own is applied once it is)."""
+        routes = [r for entry in self._by_name.values() for r in entry.routes]
+        return max((r.max_body_bytes for r in [*routes, *self.nodes.values()]), default=0)
+
+    @property
     def upstreams(self) -> tuple[Upstream, ...]:
         """The node's own services."""
         return tuple(entry.upstream for entry in self._by_name.values())
@@ -304,15 +311,9 @@ def _rate_class(name: str | None, config: GatewayConfig, where: str) -> str | No
 
 
 def _body_limit(value: int | None, settings: GatewaySettings) -> int:
-    ceiling = settings.node.max_body_bytes
-    if value is None:
-        return ceiling
-    if value > ceiling:
-        # The node-wide limit is enforced before any route is known; a route can only lower it.
-        raise RouteConfigError(
-            f"max_body_bytes {value} is over the node's limit TONGBAN_MAX_BODY_BYTES={ceiling}"
-        )
-    return value
+    """A route's or upstream's own limit, or the node's. It may be higher than the node's
+    (an upload route): the gateway's outer limit is then the highest of them (``max_body``)."""
+    return settings.node.max_body_bytes if value is None else value
 
 
 def _base_url(value: str, setting: str) -> httpx.URL:

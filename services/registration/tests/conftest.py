@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tongban_identity.departments.schemas import DepartmentCreate
+from tongban_identity.departments.service import ensure_service_account
+from tongban_identity.main import create_app as create_identity
+from tongban_identity.sessions.testing import fast_hasher
+from tongban_identity.settings import IdentitySettings
+from tongban_identity.signatures.testing import mint_token, public_jwk
+from tongban_kit.auth.client import generate_service_key, service_key_jwks
 from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.settings import NodeSettings
-from tongban_kit.testing import running_app
+from tongban_kit.testing import running_app, serving_app
 from tongban_registration.main import create_app
 from tongban_registration.settings import RegistrationSettings
 from tongban_registration.testing import Flow, Tokens, application
@@ -104,3 +115,67 @@ def sql(database: str) -> Callable[[str], Any]:
             await engine.dispose()
 
     return run
+
+
+@dataclass
+class Node:
+    """Identity on a real port, and the node settings that point at it."""
+
+    identity: FastAPI
+    identity_url: str
+    settings: NodeSettings
+
+    async def enrol_registration(
+        self, key_file: Path, scopes: tuple[str, ...] = ("identity:sign", "identity:verify")
+    ) -> str:
+        """What `tongban node up` does for registration: a key of its own, enrolled."""
+        key = generate_service_key(key_file)
+        enrolment = DepartmentCreate(
+            code="svc-registration",
+            name="Tongban registration service",
+            scopes=list(scopes),
+            jwks=service_key_jwks(key),
+        )
+        async with self.identity.state.sessionmaker() as session, session.begin():
+            client = await ensure_service_account(
+                session, enrolment=enrolment, node=self.settings.node_code
+            )
+        return str(client.client_id)
+
+    async def person_with_key(self) -> tuple[dict[str, str], ec.EllipticCurvePrivateKey, str]:
+        """A person signed up at identity with a signing key registered: their headers (level
+        `substantial`), the private key and its kid."""
+        async with httpx.AsyncClient(base_url=self.identity_url) as identity:
+            person = await identity.post(
+                "/v1/persons",
+                json={
+                    "resident_id": "11010519491231002X",
+                    "name": "张三",
+                    "phone": "13800138000",
+                    "password": "correct horse battery staple",
+                },
+            )
+            token = await mint_token(self.identity, subject=person.json()["id"], acr="substantial")
+            key = ec.generate_private_key(ec.SECP256R1())
+            registered = await identity.post(
+                "/v1/me/keys",
+                json={"jwk": public_jwk(key)},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        assert registered.status_code == 201, registered.text
+        return {"Authorization": f"Bearer {token}"}, key, str(registered.json()["kid"])
+
+
+@pytest.fixture
+async def node(make_database: Any, node_settings: NodeSettings) -> AsyncIterator[Node]:
+    """Identity served on a real port; the node's services trust its tokens."""
+    database = await make_database("tongban_identity:migrations")
+    app = create_identity(
+        IdentitySettings(database_url=database, node=node_settings, run_workers=False)
+    )
+    app.state.password_hasher = fast_hasher()
+    async with serving_app(app) as url:
+        settings = node_settings.model_copy(
+            update={"identity_url": url, "jwks_url": f"{url}/.well-known/jwks.json"}
+        )
+        yield Node(app, url, settings)

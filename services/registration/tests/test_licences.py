@@ -8,73 +8,25 @@ import base64
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import FastAPI
 from joserfc import jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 
-from tongban_identity.departments.schemas import DepartmentCreate
-from tongban_identity.departments.service import ensure_service_account
-from tongban_identity.main import create_app as create_identity
-from tongban_identity.sessions.testing import fast_hasher
-from tongban_identity.settings import IdentitySettings
-from tongban_identity.signatures.testing import mint_token, public_jwk, sign_detached
-from tongban_kit.auth.client import generate_service_key, service_key_jwks
-from tongban_kit.settings import NodeSettings
-from tongban_kit.testing import running_app, serving_app
+from tongban_identity.signatures.testing import mint_token, sign_detached
+from tongban_kit.testing import running_app
 from tongban_registration.main import create_app
 from tongban_registration.settings import RegistrationSettings
 from tongban_registration.testing import Flow
 
 
-@dataclass
-class Node:
-    identity: FastAPI
-    identity_url: str
-    settings: NodeSettings
-
-
 @pytest.fixture
-async def node(make_database: Any, node_settings: NodeSettings) -> AsyncIterator[Node]:
-    """Identity served on a real port; the node's services trust its tokens."""
-    database = await make_database("tongban_identity:migrations")
-    app = create_identity(
-        IdentitySettings(database_url=database, node=node_settings, run_workers=False)
-    )
-    app.state.password_hasher = fast_hasher()
-    async with serving_app(app) as url:
-        settings = node_settings.model_copy(
-            update={"identity_url": url, "jwks_url": f"{url}/.well-known/jwks.json"}
-        )
-        yield Node(app, url, settings)
-
-
-async def _enrol_registration(node: Node, key_file: Path) -> str:
-    """What `tongban node up` does for registration: a key of its own, enrolled in identity."""
-    key = generate_service_key(key_file)
-    enrolment = DepartmentCreate(
-        code="svc-registration",
-        name="Tongban registration service",
-        scopes=["identity:sign", "identity:verify"],
-        jwks=service_key_jwks(key),
-    )
-    async with node.identity.state.sessionmaker() as session, session.begin():
-        client = await ensure_service_account(
-            session, enrolment=enrolment, node=node.settings.node_code
-        )
-    return str(client.client_id)
-
-
-@pytest.fixture
-async def licensed(node: Node, database: str, tmp_path: Path) -> AsyncIterator[tuple[Flow, Node]]:
-    client_id = await _enrol_registration(node, tmp_path / "registration.pem")
+async def licensed(node: Any, database: str, tmp_path: Path) -> AsyncIterator[tuple[Flow, Any]]:
+    client_id = await node.enrol_registration(tmp_path / "registration.pem")
     settings = RegistrationSettings(
         database_url=database,
         node=node.settings,
@@ -109,7 +61,7 @@ def _offline_verify(payload: str, document_jwks: dict[str, Any]) -> dict[str, An
 
 
 async def test_the_licence_verifies_offline_and_a_tampered_one_fails(
-    licensed: tuple[Flow, Node], new_application: Callable[..., dict[str, Any]]
+    licensed: tuple[Flow, Any], new_application: Callable[..., dict[str, Any]]
 ) -> None:
     flow, node = licensed
     approved = await flow.approved(new_application(name="深圳市电子执照科技有限公司"))
@@ -160,7 +112,7 @@ async def test_the_licence_verifies_offline_and_a_tampered_one_fails(
 
 
 async def test_a_revoked_business_shows_revoked_at_verification_at_once(
-    licensed: tuple[Flow, Node], new_application: Callable[..., dict[str, Any]]
+    licensed: tuple[Flow, Any], new_application: Callable[..., dict[str, Any]]
 ) -> None:
     flow, _ = licensed
     uscc = (await flow.approved(new_application()))["uscc"]
@@ -191,30 +143,10 @@ async def test_without_a_service_account_approval_works_and_the_licence_waits(
 
 
 async def test_a_signed_submission_is_checked_with_identity_and_a_wrong_signature_refused(
-    licensed: tuple[Flow, Node], new_application: Callable[..., dict[str, Any]]
+    licensed: tuple[Flow, Any], new_application: Callable[..., dict[str, Any]]
 ) -> None:
     flow, node = licensed
-    async with httpx.AsyncClient(base_url=node.identity_url) as identity:
-        person = await identity.post(
-            "/v1/persons",
-            json={
-                "resident_id": "11010519491231002X",
-                "name": "张三",
-                "phone": "13800138000",
-                "password": "correct horse battery staple",
-            },
-        )
-        person_id = person.json()["id"]
-        token = await mint_token(node.identity, subject=person_id, acr="substantial")
-        key = ec.generate_private_key(ec.SECP256R1())
-        registered = await identity.post(
-            "/v1/me/keys",
-            json={"jwk": public_jwk(key)},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    assert registered.status_code == 201, registered.text
-    kid = registered.json()["kid"]
-    flow.applicant = {"Authorization": f"Bearer {token}"}
+    flow.applicant, key, kid = await node.person_with_key()
     draft = await flow.draft(new_application())
     submit = f"/v1/applications/{draft['id']}/submit"
 
@@ -237,7 +169,7 @@ async def test_a_signed_submission_is_checked_with_identity_and_a_wrong_signatur
 
 
 async def test_a_change_reissues_the_licence_and_the_old_one_reads_superseded(
-    licensed: tuple[Flow, Node], new_application: Callable[..., dict[str, Any]]
+    licensed: tuple[Flow, Any], new_application: Callable[..., dict[str, Any]]
 ) -> None:
     flow, _ = licensed
     uscc = (await flow.approved(new_application()))["uscc"]

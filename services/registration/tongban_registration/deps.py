@@ -9,10 +9,13 @@ from fastapi import Depends, Request
 from tongban_kit.auth import AccessClaims, require
 from tongban_kit.crypto import FieldCipher
 from tongban_kit.errors import Forbidden
+from tongban_registration.exchange_client import ExchangeClient
 from tongban_registration.identity_client import IdentityClient
 from tongban_registration.settings import RegistrationSettings
 
 REVIEW_SCOPE = "registration:review"
+#: Officers who decide accreditation licence applications and suspend or revoke licences.
+LICENSING_SCOPE = "registration:licensing"
 
 
 def _settings(request: Request) -> RegistrationSettings:
@@ -48,9 +51,31 @@ async def _officer(
 Officer = Annotated[AccessClaims, Depends(_officer)]
 
 
+async def _licensing_officer(
+    claims: Annotated[AccessClaims, Depends(require(LICENSING_SCOPE))], settings: SettingsDep
+) -> AccessClaims:
+    """A licensing officer of this node: the licensing scope, a token of this node."""
+    if claims.node != settings.node.node_code:
+        raise Forbidden(f"officers of node {claims.node} cannot decide licences here")
+    return claims
+
+
+LicensingOfficer = Annotated[AccessClaims, Depends(_licensing_officer)]
+#: A person for themselves or acting for a business (a licence's holder is checked later).
+PersonOrActing = Annotated[AccessClaims, Depends(require(principals=("person", "business")))]
+
+
 def _identity(request: Request) -> IdentityClient | None:
     identity: IdentityClient | None = request.app.state.identity
     return identity
 
 
 IdentityDep = Annotated[IdentityClient | None, Depends(_identity)]
+
+
+def _exchange(request: Request) -> ExchangeClient | None:
+    exchange: ExchangeClient | None = request.app.state.exchange
+    return exchange
+
+
+ExchangeDep = Annotated[ExchangeClient | None, Depends(_exchange)]

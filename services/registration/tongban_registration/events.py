@@ -17,6 +17,12 @@ BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
 BUSINESS_REVOKED = "gov.tongban.registration.business.revoked.v1"
 BUSINESS_CHANGED = "gov.tongban.registration.business.changed.v1"
 BUSINESS_DEREGISTERED = "gov.tongban.registration.business.deregistered.v1"
+LICENCE_ISSUED = "gov.tongban.registration.licence.issued.v1"
+LICENCE_RENEWED = "gov.tongban.registration.licence.renewed.v1"
+LICENCE_SUSPENDED = "gov.tongban.registration.licence.suspended.v1"
+LICENCE_REINSTATED = "gov.tongban.registration.licence.reinstated.v1"
+LICENCE_REVOKED = "gov.tongban.registration.licence.revoked.v1"
+LICENCE_EXPIRED = "gov.tongban.registration.licence.expired.v1"
 
 
 async def emit(

@@ -16,8 +16,14 @@ from tongban_registration.acknowledgements.handlers import SUBSCRIPTION
 from tongban_registration.applications.endpoints import router as applications_router
 from tongban_registration.businesses.change_endpoints import router as changes_router
 from tongban_registration.businesses.endpoints import router as businesses_router
+from tongban_registration.documents.endpoints import UPLOAD_PATH, submission_router
+from tongban_registration.documents.endpoints import router as documents_router
+from tongban_registration.documents.service import CHUNK_BYTES
+from tongban_registration.exchange_client import ExchangeClient
 from tongban_registration.identity_client import IdentityClient
 from tongban_registration.licences.endpoints import router as licences_router
+from tongban_registration.licensing.endpoints import router as licensing_router
+from tongban_registration.licensing.officer_endpoints import router as licensing_officer_router
 from tongban_registration.review import service as review
 from tongban_registration.review.endpoints import router as review_router
 from tongban_registration.settings import RegistrationSettings
@@ -51,6 +57,11 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
             if tokens is not None
             else None
         )
+        app.state.exchange = (
+            ExchangeClient(exchange_url=settings.exchange_url, tokens=tokens, client=http_client)
+            if tokens is not None
+            else None
+        )
         app.state.overdue_gauge = Gauge(
             "tongban_registration_overdue_applications",
             "Undecided applications past their promised decision date",
@@ -71,11 +82,18 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         description="Business registration, accreditation and licences.",
         routers=[
             applications_router,
+            documents_router,
+            submission_router,
             review_router,
             businesses_router,
             changes_router,
             licences_router,
+            licensing_router,
+            licensing_officer_router,
         ],
         subscriptions=[SUBSCRIPTION],
         lifespan=lifespan,
+        # Uploads stream past the node's body limit, up to the document limit.
+        # (The service's own 413, with the document limit, comes first: it counts exactly.)
+        body_limits={UPLOAD_PATH: settings.document_max_bytes + CHUNK_BYTES},
     )

@@ -55,6 +55,8 @@ class Application(Base):
     # when no signature was given or the node had no identity client to check it.
     signature_kid: Mapped[str | None] = mapped_column(String(64))
     document_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The exact bytes submitted (and signed, when signed), sealed: they hold the resident ID.
+    submitted_document: Mapped[bytes | None] = mapped_column(LargeBinary)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_on: Mapped[date | None] = mapped_column(Date)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -204,3 +206,102 @@ class Acknowledgement(Base):
     department: Mapped[str] = mapped_column(String(64))
     reference: Mapped[str] = mapped_column(String(128))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LicenceApplication(Base):
+    """A business's application for an accreditation licence (证照分离)."""
+
+    __tablename__ = "licence_applications"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id"), index=True)
+    uscc: Mapped[str] = mapped_column(String(18))
+    licence_type: Mapped[str] = mapped_column(String(40))
+    applicant: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    licence_number: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccreditationLicence(Base):
+    """An issued accreditation licence: its current signed document and status.
+
+    At most one live (not revoked, not expired) licence per business and type, by a partial
+    unique index.
+    """
+
+    __tablename__ = "accreditation_licences"
+    __table_args__ = (
+        Index(
+            "uq_accreditation_licences_live",
+            "business_id",
+            "licence_type",
+            unique=True,
+            postgresql_where=text("status IN ('active', 'suspended')"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id"), index=True)
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    licence_type: Mapped[str] = mapped_column(String(40))
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("licence_applications.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    jws: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LicenceHistory(Base):
+    """One step of a licence's life. Append-only: a trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "licence_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    licence_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accreditation_licences.id"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    valid_until: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApplicationDocument(Base):
+    """A file uploaded to an application (PDF, PNG or JPEG), kept in ``document_chunks``.
+
+    Its SHA-256 is part of the application's content the applicant signs.
+    """
+
+    __tablename__ = "application_documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DocumentChunk(Base):
+    """One piece of an uploaded file, in order: a file is never held whole in memory."""
+
+    __tablename__ = "document_chunks"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("application_documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from tongban_kit.crypto import FieldCipher, KeyringError
 from tongban_kit.settings import ServiceSettings
 from tongban_registration.applications.entity_types import EntityType
+from tongban_registration.licensing.types import LicenceType
 
 #: The development keyring for personal data: fixed and published here, so never for production.
 DEVELOPMENT_PII_KEYS = "dev-registration:cmVnaXN0cmF0aW9uLWRldmVsb3BtZW50LWtleS0zMmI="
@@ -63,6 +64,29 @@ class RegistrationSettings(ServiceSettings):
         "anyone signed in may object; an officer completes it only after the notice ends "
         "without objection.",
     )
+    licence_types: list[LicenceType] = Field(
+        default_factory=list,
+        description="Accreditation licences (证照分离) this node issues, as a JSON list of "
+        '`{"code", "name", "number_prefix", "scope_covers", "requires_licences", '
+        '"department_checks": [{"dataset", "field", "equals", "description"}], '
+        '"validity_days", "instant_approval"}`. docs/portal-developers.md has an example.',
+    )
+    exchange_url: str = Field(
+        default="http://127.0.0.1:8003",
+        validation_alias=AliasChoices(
+            "exchange_url", "TONGBAN_REGISTRATION_EXCHANGE_URL", "TONGBAN_EXCHANGE_URL"
+        ),
+        description="Data-exchange's internal base URL: licence prerequisites read other "
+        "departments' records there with registration's service account (`exchange:query`).",
+    )
+    document_max_bytes: int = Field(
+        default=10_485_760,
+        ge=1024,
+        le=104_857_600,
+        description="Largest document (PDF, PNG or JPEG) an applicant may upload to an "
+        "application; larger is a 413. The upload route alone accepts bodies this large (the "
+        "gateway's routes.yaml raises its limit to match).",
+    )
     overdue_refresh_s: float = Field(
         default=60.0,
         gt=0,
@@ -86,6 +110,20 @@ class RegistrationSettings(ServiceSettings):
         if unknown:
             raise ValueError(f"unknown entity types: {', '.join(unknown)}")
         return value
+
+    @field_validator("licence_types")
+    @classmethod
+    def _licence_types_consistent(cls, value: list[LicenceType]) -> list[LicenceType]:
+        codes = [t.code for t in value]
+        if len(set(codes)) != len(codes):
+            raise ValueError("licence type codes must be unique")
+        unknown = sorted({r for t in value for r in t.requires_licences} - set(codes))
+        if unknown:
+            raise ValueError(f"required licence types not configured: {', '.join(unknown)}")
+        return value
+
+    def licence_type(self, code: str) -> LicenceType | None:
+        return next((t for t in self.licence_types if t.code == code), None)
 
     @model_validator(mode="after")
     def _pii_keys_required_in_production(self) -> RegistrationSettings:

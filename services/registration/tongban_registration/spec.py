@@ -13,5 +13,6 @@ SPEC = ServiceSpec(
     start_order=2,
     # E-licences are signed by the node's document key, held by identity; applicants'
     # signatures of their submissions are checked against their keys, also held by identity.
-    client_scopes=("identity:sign", "identity:verify"),
+    # Licence prerequisites read other departments' records through data-exchange.
+    client_scopes=("identity:sign", "identity:verify", "exchange:query"),
 )

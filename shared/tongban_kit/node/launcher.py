@@ -144,6 +144,8 @@ class Node:
         node_env = self._token_env(ports)
         if "identity" in ports:
             node_env["TONGBAN_IDENTITY_URL"] = f"http://{self.settings.host}:{ports['identity']}"
+        if "exchange" in ports:  # services reading other departments' records
+            node_env["TONGBAN_EXCHANGE_URL"] = f"http://{self.settings.host}:{ports['exchange']}"
         accounts = self._enrol_service_accounts(specs, urls)
         progress("services: starting")
         for spec in specs:

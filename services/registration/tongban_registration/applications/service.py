@@ -25,6 +25,8 @@ from tongban_registration.applications import repository
 from tongban_registration.applications.names import name_key
 from tongban_registration.applications.schemas import ApplicationCreate, ApplicationPatch
 from tongban_registration.applications.states import Action, Status, move
+from tongban_registration.documents import repository as documents
+from tongban_registration.documents.entries import signed_entries
 from tongban_registration.identity_client import IdentityClient
 from tongban_registration.models import Application, NameReservation, Transition
 from tongban_registration.review.clock import add_working_days, office_date
@@ -32,6 +34,7 @@ from tongban_registration.settings import RegistrationSettings
 
 #: AES-GCM associated data: a sealed ID copied into another column no longer decrypts.
 LEGAL_REP_CONTEXT = "registration.legal_representative_id"
+SUBMITTED_DOCUMENT_CONTEXT = "registration.submitted_document"
 
 
 def _now() -> datetime:
@@ -206,9 +209,14 @@ async def update(
     return application
 
 
-def document_of(application: Application, cipher: FieldCipher) -> dict[str, Any]:
-    """What the applicant submits and may sign: the application's content, canonical."""
-    return {
+def document_of(
+    application: Application,
+    cipher: FieldCipher,
+    documents: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What the applicant submits and may sign: the application's content, canonical, with
+    the digest of each uploaded document (``documents``, when there are any)."""
+    content = {
         "application_id": str(application.id),
         "name": application.name,
         "entity_type": application.entity_type,
@@ -223,11 +231,26 @@ def document_of(application: Application, cipher: FieldCipher) -> dict[str, Any]
         },
         "investors": application.investors,
     }
+    if documents:
+        content["documents"] = documents
+    return content
+
+
+async def signed_content(
+    session: AsyncSession, application: Application, cipher: FieldCipher
+) -> dict[str, Any]:
+    """The content as it is now, uploaded documents' digests included."""
+    uploaded = await documents.of_application(session, application.id)
+    return document_of(application, cipher, signed_entries(uploaded))
+
+
+def canonical_bytes(document: dict[str, Any]) -> bytes:
+    """The bytes a signature covers: sorted keys, no blanks, UTF-8."""
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
 def digest_of(document: dict[str, Any]) -> str:
-    canonical = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_bytes(document)).hexdigest()
 
 
 async def submit(
@@ -257,7 +280,11 @@ async def submit(
         )
     reservation.expires_at = now + timedelta(days=settings.name_reservation_days)
     application.status = target.value
-    application.document_sha256 = digest_of(document_of(application, cipher))
+    submitted = canonical_bytes(await signed_content(session, application, cipher))
+    application.document_sha256 = hashlib.sha256(submitted).hexdigest()
+    application.submitted_document = cipher.encrypt(
+        submitted.decode(), context=SUBMITTED_DOCUMENT_CONTEXT
+    )
     application.signature = signature
     application.signature_kid = (
         await _check_signature(identity, applicant, application.document_sha256, signature)

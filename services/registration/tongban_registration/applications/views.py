@@ -20,18 +20,26 @@ from tongban_registration.applications.schemas import (
     Problem,
     TransitionOut,
 )
-from tongban_registration.applications.service import LEGAL_REP_CONTEXT, digest_of, document_of
+from tongban_registration.applications.service import (
+    LEGAL_REP_CONTEXT,
+    digest_of,
+    signed_content,
+)
 from tongban_registration.applications.states import Status, allowed_actions
 from tongban_registration.businesses import repository as businesses
 from tongban_registration.models import Application
 
 
-def _digest(application: Application, cipher: FieldCipher) -> str:
+async def _digest(session: AsyncSession, application: Application, cipher: FieldCipher) -> str:
     """While the applicant may still change it, the digest of the content as it is now (what
-    to sign before submitting); afterwards, the digest that was submitted."""
-    if Status(application.status) in (Status.DRAFT, Status.RETURNED):
-        return digest_of(document_of(application, cipher))
-    return application.document_sha256 or digest_of(document_of(application, cipher))
+    to sign before submitting, uploaded documents included); afterwards, the digest that was
+    submitted."""
+    if application.document_sha256 and Status(application.status) not in (
+        Status.DRAFT,
+        Status.RETURNED,
+    ):
+        return application.document_sha256
+    return digest_of(await signed_content(session, application, cipher))
 
 
 async def application_out(
@@ -63,7 +71,7 @@ async def application_out(
             for i in application.investors
         ],
         name_reserved_until=reservation.expires_at if reservation else None,
-        document_sha256=_digest(application, cipher),
+        document_sha256=await _digest(session, application, cipher),
         signature=application.signature,
         signature_kid=application.signature_kid,
         submitted_at=application.submitted_at,

@@ -18,6 +18,7 @@ from tongban_registration import events
 from tongban_registration.applications import repository as applications
 from tongban_registration.businesses import repository
 from tongban_registration.businesses.service import ACTIVE, canonical_uscc
+from tongban_registration.licensing import lifecycle as licensing
 from tongban_registration.models import Business
 
 DEREGISTERING, DEREGISTERED = "deregistering", "deregistered"
@@ -80,6 +81,13 @@ async def complete(session: AsyncSession, *, uscc: str, officer: str, node: str)
         )
     business.status, business.status_changed_at = DEREGISTERED, now
     await applications.release(session, business.application_id, now)  # the name is free again
+    await licensing.revoke_all(
+        session,
+        business_id=business.id,
+        reason="the business was deregistered",
+        actor="registration",
+        node=node,
+    )
     await events.emit(
         session,
         events.BUSINESS_DEREGISTERED,

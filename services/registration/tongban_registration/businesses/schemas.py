@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,7 +47,20 @@ class LicenceOut(BaseModel):
 class VerificationOut(BaseModel):
     valid: bool = Field(description="The payload is a licence this node signed, unaltered.")
     reason: str | None = None
+    kind: str = Field(
+        default="business-licence",
+        description="`business-licence` or `accreditation-licence` (证照分离).",
+    )
     uscc: str | None = None
     name: str | None = None
-    status: str | None = Field(default=None, description="The business's status now.")
+    status: str | None = Field(
+        default=None,
+        description="Now: the business's status (`active`, `revoked`, …) for a business "
+        "licence; the licence's (`active`, `suspended`, `revoked`, `expired`) otherwise.",
+    )
     status_changed_at: datetime | None = None
+    licence_number: str | None = Field(default=None, description="Accreditation licences.")
+    licence_type: str | None = None
+    licence_name: str | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None

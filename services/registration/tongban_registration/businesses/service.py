@@ -21,6 +21,7 @@ from tongban_registration.applications.schemas import AcknowledgementOut, Addres
 from tongban_registration.applications.service import LEGAL_REP_CONTEXT
 from tongban_registration.businesses import repository
 from tongban_registration.businesses.schemas import BusinessOut
+from tongban_registration.licensing import lifecycle as licensing
 from tongban_registration.models import Acknowledgement, Application, Business
 
 ACTIVE, REVOKED = "active", "revoked"
@@ -137,6 +138,14 @@ async def revoke(
             "revoked_at": now.isoformat(),
             "revoked_by": officer,
         },
+    )
+    # Accreditation licences presuppose a licensed business: they go with it.
+    await licensing.revoke_all(
+        session,
+        business_id=business.id,
+        reason=f"the business licence was revoked: {reason}"[:2000],
+        actor=officer,
+        node=node,
     )
     return business
 

@@ -10,7 +10,9 @@ from tongban_registration.businesses import service as businesses
 from tongban_registration.businesses.schemas import LicenceOut, VerificationOut
 from tongban_registration.deps import IdentityDep, SettingsDep
 from tongban_registration.licences import service
-from tongban_registration.licences.document import qr_payload
+from tongban_registration.licences.document import MalformedPayload, parse_qr_payload, qr_payload
+from tongban_registration.licensing import verification
+from tongban_registration.licensing.document import KIND as ACCREDITATION_KIND
 
 router = APIRouter(tags=["licences"])
 
@@ -46,17 +48,34 @@ async def verify_licence(
         str | None, Query(max_length=4096, description="The QR payload of a licence.")
     ] = None,
     uscc: Annotated[str | None, Query(max_length=32, description="Or a USCC.")] = None,
+    number: Annotated[
+        str | None, Query(max_length=40, description="Or an accreditation licence's number.")
+    ] = None,
+    *,
+    settings: SettingsDep,
 ) -> VerificationOut:
     """Whether a licence is genuine and what the register says about the business now.
 
     Access: public. With `payload`: `valid` is whether it is a licence this node issued,
-    unaltered; with `uscc`: whether such a business is in the register. Either way `status`
-    is the business's status now (`active`, `revoked`), read from the register, so a
-    revocation shows on the next request.
+    unaltered (a business licence, or an accreditation licence: `kind` says which); with
+    `uscc`: whether such a business is in the register; with `number`: whether such an
+    accreditation licence exists. `status` is read from the register now, so a revocation
+    or suspension shows on the next request; a licence past its validity reads `expired`.
     """
-    if (payload is None) == (uscc is None):
-        raise BadRequest("give either payload or uscc")
+    node = settings.node.node_code
+    if sum(given is not None for given in (payload, uscc, number)) != 1:
+        raise BadRequest("give one of payload, uscc or number")
+    if number is not None:
+        return await verification.by_number(session, number=number, node=node)
     if payload is not None:
+        try:
+            document, raw, compact = parse_qr_payload(payload)
+        except MalformedPayload as exc:
+            return VerificationOut(valid=False, reason=str(exc))
+        if document.get("type") == ACCREDITATION_KIND:
+            return await verification.by_payload(
+                session, document=document, raw=raw, compact=compact, node=node
+            )
         result = await service.verify(session, payload=payload)
         if not result.valid or result.business is None:
             return VerificationOut(valid=False, reason=result.reason)
