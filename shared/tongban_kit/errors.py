@@ -9,6 +9,9 @@
     ├── PayloadTooLarge     413
     └── ServiceUnavailable  503  a dependency is down
 
+A value the database cannot hold (a NUL character in text, an integer past 64 bits, a string
+longer than its column) is the caller's error, not the server's: 422 ``unstorable-value``,
+whichever route it came through, and the request's transaction is rolled back.
 Anything else that escapes a handler is a 500 whose body names only the request id; the
 traceback goes to the log, never to the client.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg.exceptions._base import DataError as QueryArgumentError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -190,7 +194,35 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unstorable_value(exc: Exception) -> bool:
+    """A value PostgreSQL refuses (SQLSTATE class 22, data exception: NUL in text, numeric out
+    of range, string too long) or that asyncpg cannot encode (an int past 64 bits)."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # SQLAlchemy's error, the adapted DBAPI error, asyncpg's
+        if seen is None:
+            return False
+        if isinstance(seen, QueryArgumentError):
+            return True
+        sqlstate = getattr(seen, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    if _unstorable_value(exc):
+        logger.info(
+            "unstorable value on %s %s: %s", request.method, request.url.path, type(exc).__name__
+        )
+        return problem_response(
+            422,
+            "Validation failed",
+            "A value in the request cannot be stored (a NUL character, a number out of range "
+            "or a text too long).",
+            type_slug="unstorable-value",
+            instance=request.url.path,
+        )
     # Unreachable, restarting or shutting down (connection refused, admin shutdown, a dropped
     # connection): the request may well succeed in a moment, so a 503 the caller can retry.
     # Any other database error is a bug: a 500.
