@@ -1,7 +1,9 @@
 """Fuzzing every service's API from its own OpenAPI document, directly and through the gateway.
 
 schemathesis generates requests from each operation's schema, valid and invalid alike, and
-sends them to a node started the way `make run` starts it, with a signed-in person's token:
+sends them to a node started the way `make run` starts it, each case as one of two callers
+drawn at random: a signed-in person, or a department holding every department scope (so the
+department routes are fuzzed past their access check, not only refused at it):
 to each service on its own port (its own document), and through the gateway (the gateway's
 merged document).
 Requests are valid and invalid alike (schemathesis' positive and negative modes). Whatever
@@ -20,11 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -34,12 +36,23 @@ from schemathesis.checks import (
 )
 from schemathesis.core.failures import Failure, FailureGroup
 
+from tongban_kit.testing.callers import department, sign_up
 from tongban_kit.testing.node import NodeProcess, node_process
 
 pytestmark = pytest.mark.node
 
 EXAMPLES = int(os.environ.get("TONGBAN_FUZZ_EXAMPLES", "5"))
 SERVICES = ("identity", "registration", "exchange")
+DEPARTMENT_SCOPES = (
+    "identity:assurance",
+    "identity:introspect",
+    "registration:review",
+    "exchange:subscribe",
+    "exchange:query",
+    "exchange:acknowledge",
+    "exchange:publish",
+    "exchange:approve",
+)
 PROBLEM = "application/problem+json"
 CHECKS = [
     not_a_server_error,
@@ -51,26 +64,19 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    with node_process(tmp_path_factory.mktemp("fuzz-node")) as running:
+    # A pull may long-poll for up to 30 s by default; a second is enough to fuzz it and keeps
+    # every case within the client's timeout.
+    wait = {"TONGBAN_EXCHANGE_PULL_MAX_WAIT_S": "1"}
+    with node_process(tmp_path_factory.mktemp("fuzz-node"), env=wait) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def person(node: NodeProcess) -> dict[str, str]:
-    api = f"{node.gateway}/api/identity"
-    person = {
-        "resident_id": "11010519491231002X",
-        "name": "张三",
-        "phone": "13800138000",
-        "password": "correct horse battery staple",
-    }
-    assert httpx.post(f"{api}/v1/persons", json=person).status_code == 201
-    login = httpx.post(
-        f"{api}/v1/login",
-        json={"resident_id": person["resident_id"], "password": person["password"]},
-    )
-    assert login.status_code == 200, login.text
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+def callers(node: NodeProcess) -> list[dict[str, str]]:
+    """Bearer headers of a person and of a department with every department scope."""
+    person = sign_up(node, resident_id="11010519491231002X", name="张三")
+    agency = department(node, "fuzz", " ".join(DEPARTMENT_SCOPES))
+    return [person.login(node), agency.headers]
 
 
 @dataclass
@@ -89,7 +95,11 @@ class Findings:
 
 
 def fuzz(
-    base_url: str, headers: dict[str, str], findings: Findings, label: str, prefix: str = ""
+    base_url: str,
+    callers: list[dict[str, str]],
+    findings: Findings,
+    label: str,
+    prefix: str = "",
 ) -> None:
     """Every operation under ``prefix`` of the OpenAPI document at ``base_url``, EXAMPLES
     cases each."""
@@ -100,14 +110,14 @@ def fuzz(
         if not operation.path.startswith(prefix):
             continue
         where = f"{label} {operation.method.upper()} {operation.path}"
-        _fuzz_operation(operation, base_url, session, headers, findings, where)
+        _fuzz_operation(operation, base_url, session, callers, findings, where)
 
 
 def _fuzz_operation(
     operation: schemathesis.APIOperation,
     base_url: str,
     session: requests.Session,
-    headers: dict[str, str],
+    callers: list[dict[str, str]],
     findings: Findings,
     where: str,
 ) -> None:
@@ -119,8 +129,8 @@ def _fuzz_operation(
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=_cases(operation))
-    def run(case: schemathesis.Case) -> None:
+    @given(case=_cases(operation), headers=st.sampled_from(callers))
+    def run(case: schemathesis.Case, headers: dict[str, str]) -> None:
         findings.cases += 1
         response = case.call(base_url=base_url, session=session, headers=headers)
         failures: list[Failure | AssertionError] = []
@@ -155,15 +165,15 @@ def _cases(operation: schemathesis.APIOperation) -> Any:
 @pytest.mark.parametrize("service", SERVICES)
 @pytest.mark.parametrize("route", ["direct", "gateway"])
 def test_no_request_makes_a_service_fail_and_every_refusal_is_problem_json(
-    node: NodeProcess, person: dict[str, str], service: str, route: str
+    node: NodeProcess, callers: list[dict[str, str]], service: str, route: str
 ) -> None:
     findings = Findings()
     label = f"{service} ({route})"
 
     if route == "direct":
-        fuzz(node.service_url(service), person, findings, label)
+        fuzz(node.service_url(service), callers, findings, label)
     else:  # the gateway's merged document names each service's paths under /api/<service>/
-        fuzz(node.gateway, person, findings, label, prefix=f"/api/{service}/")
+        fuzz(node.gateway, callers, findings, label, prefix=f"/api/{service}/")
 
     print(f"{service} ({route}): {findings.cases} generated cases, {findings.failed_cases} failed")
     assert findings.cases >= EXAMPLES
