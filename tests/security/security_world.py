@@ -9,6 +9,7 @@ test can show that a refused request wrote nothing.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,16 @@ from tongban_kit.testing.node import NodeProcess
 from tongban_registration.testing import application
 
 PROBLEM = "application/problem+json"
+# `make security` runs everything (TONGBAN_SECURITY_FULL=1); `make test` a sample of each kind
+# of attack, to stay near a minute.
+FULL = os.environ.get("TONGBAN_SECURITY_FULL") == "1"
+
+
+def sample(cases: list[Any], quick: int = 2) -> list[Any]:
+    """All ``cases`` in the full run, the first ``quick`` otherwise."""
+    return cases if FULL else cases[:quick]
+
+
 BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
 DATA_SCOPES = "exchange:subscribe exchange:query exchange:acknowledge exchange:publish"
 
@@ -62,6 +73,18 @@ class Writes:
         self.server = (
             f"postgresql://postgres@127.0.0.1:{node.env['TONGBAN_EMBEDDED_POSTGRES_PORT']}"
         )
+
+    def execute(self, database: str, statement: str, *arguments: object) -> None:
+        """Run one statement on ``database`` (set-up an API cannot do)."""
+
+        async def run() -> None:
+            connection = await asyncpg.connect(f"{self.server}/{database}")
+            try:
+                await connection.execute(statement, *arguments)
+            finally:
+                await connection.close()
+
+        asyncio.run(run())
 
     def snapshot(self) -> dict[str, int]:
         return asyncio.run(self._counts())

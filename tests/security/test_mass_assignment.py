@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from security_world import BUSINESS_REGISTERED, World, assert_problem, resident_id
+from security_world import BUSINESS_REGISTERED, World, assert_problem, resident_id, sample
 
 from tongban_registration.testing import application
 
@@ -24,7 +24,7 @@ FORGED_PERSON = [
 ]
 
 
-@pytest.mark.parametrize("forged", FORGED_PERSON, ids=lambda f: next(iter(f)))
+@pytest.mark.parametrize("forged", sample(FORGED_PERSON), ids=lambda f: next(iter(f)))
 def test_sign_up_refuses_fields_a_person_may_not_set(world: World, forged: dict[str, Any]) -> None:
     before = world.writes.snapshot()
 
@@ -53,7 +53,7 @@ FORGED_APPLICATION = [
 ]
 
 
-@pytest.mark.parametrize("forged", FORGED_APPLICATION, ids=lambda f: next(iter(f)))
+@pytest.mark.parametrize("forged", sample(FORGED_APPLICATION), ids=lambda f: next(iter(f)))
 def test_an_application_refuses_fields_an_applicant_may_not_set(
     world: World, forged: dict[str, Any]
 ) -> None:
@@ -98,7 +98,7 @@ FORGED_GRANT = [
 ]
 
 
-@pytest.mark.parametrize("forged", FORGED_GRANT, ids=lambda f: next(iter(f)))
+@pytest.mark.parametrize("forged", sample(FORGED_GRANT), ids=lambda f: next(iter(f)))
 def test_a_grant_request_refuses_fields_a_department_may_not_set(
     world: World, forged: dict[str, Any]
 ) -> None:
@@ -123,7 +123,7 @@ def test_a_grant_request_refuses_fields_a_department_may_not_set(
 
 @pytest.mark.parametrize(
     "forged",
-    [{"department": "statistics"}, {"event_id": "chosen"}, {"published_at": "2020-01-01"}],
+    sample([{"department": "statistics"}, {"event_id": "chosen"}, {"published_at": "2020-01-01"}]),
     ids=lambda f: next(iter(f)),
 )
 def test_a_publish_and_an_acknowledgement_refuse_fields_a_department_may_not_set(
