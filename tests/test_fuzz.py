@@ -36,7 +36,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core.failures import Failure, FailureGroup
 
-from tongban_kit.testing.callers import department, sign_up
+from tongban_kit.testing.callers import Person, department, sign_up
 from tongban_kit.testing.node import NodeProcess, node_process
 
 pytestmark = pytest.mark.node
@@ -72,10 +72,18 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
 
 
 @pytest.fixture(scope="module")
-def callers(node: NodeProcess) -> list[dict[str, str]]:
-    """Bearer headers of a person and of a department with every department scope."""
-    person = sign_up(node, resident_id="11010519491231002X", name="张三")
-    agency = department(node, "fuzz", " ".join(DEPARTMENT_SCOPES))
+def person(node: NodeProcess) -> Person:
+    return sign_up(node, resident_id="11010519491231002X", name="张三")
+
+
+@pytest.fixture
+def callers(
+    node: NodeProcess, person: Person, request: pytest.FixtureRequest
+) -> list[dict[str, str]]:
+    """Bearer headers of the person and of a department with every department scope, fresh
+    for each test (access tokens live five minutes; a long run outlasts them)."""
+    code = "fuzz-" + "-".join(str(v) for v in request.node.callspec.params.values())
+    agency = department(node, code, " ".join(DEPARTMENT_SCOPES))
     return [person.login(node), agency.headers]
 
 
