@@ -15,13 +15,13 @@ from tongban_kit.testing.node import NodeProcess, node_process
 from tongban_registration.testing import application
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     with node_process(tmp_path_factory.mktemp("security-node")) as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def world(node: NodeProcess) -> Iterator[World]:
     with httpx.Client(base_url=f"{node.gateway}/api", timeout=30) as api:
         yield World(
@@ -37,13 +37,13 @@ def world(node: NodeProcess) -> Iterator[World]:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tax_grant(world: World) -> dict[str, Any]:
     """Tax's pull grant of new businesses' USCC and name."""
     return world.grant(world.tax, ["uscc", "name"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def business(world: World, tax_grant: dict[str, Any]) -> str:
     """The USCC of a business Alice registered (applied, reviewed and approved), once tax's
     delivery of it exists."""
