@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format typecheck bench-outbox bench bench-node fuzz faults clean
+.PHONY: install run test lint format typecheck bench-outbox bench bench-node fuzz faults security clean
 
 $(UV):
 	@echo "==> bootstrapping uv into $(TOOLS)/"
@@ -40,6 +40,12 @@ test: lint typecheck
 # gateway (make test runs a few per operation).
 fuzz: install
 	TONGBAN_FUZZ_EXAMPLES=$${TONGBAN_FUZZ_EXAMPLES:-100} $(BIN)/pytest tests/test_fuzz.py -s
+
+# The whole security suite against a node started as `make run` starts it: object-level
+# authorization, mass assignment, oversized bodies, every injection string in every text
+# field, rate-limit bursts (make test runs a sample of each).
+security: install
+	TONGBAN_SECURITY_FULL=1 $(BIN)/pytest tests/security tests/test_token_matrix.py
 
 # The long fault run: broker, service, PostgreSQL and webhook faults under a larger load
 # (make test runs a dozen journeys per fault).

@@ -2,10 +2,10 @@
 
 Every route whose OpenAPI declares the bearer scheme is called with each kind of bad token:
 signed by a key that is not published, `alg: none`, HS256 with the public key as secret,
-expired, not yet valid, for another audience or issuer, with an unknown `kid`, and with a
-tampered payload. Each answer must be 401 problem+json with a bearer challenge, and no
-service may write an event because of one. Routes are read from the apps themselves, so a
-route added later is covered without touching this file.
+expired, not yet valid, for another audience or issuer, with an unknown `kid`, with a
+tampered payload, and from a node not in the directory. Each answer must be 401 problem+json
+with a bearer challenge, and no service may write an event because of one. Routes are read
+from the apps themselves, so a route added later is covered without touching this file.
 """
 
 from __future__ import annotations
@@ -130,6 +130,14 @@ BAD_TOKENS: dict[str, BadToken] = {
     "wrong issuer": lambda t, s: t.sign(t.claims(scope=s, iss="https://evil.example/identity")),
     "unknown kid": _unknown_kid,
     "tampered payload": _tampered,
+    # Well formed and signed, by a node the directory does not list: its issuer, its node
+    # code, its own key.
+    "from a node not in the directory": lambda t, s: jwt.encode(
+        t.claims(scope=s, iss="https://999999.node.example/api/identity", node="999999"),
+        ec.generate_private_key(ec.SECP256R1()),
+        algorithm="ES256",
+        headers={"kid": "999999-1", "typ": "at+jwt"},
+    ),
 }
 
 

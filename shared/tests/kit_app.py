@@ -59,6 +59,15 @@ async def create_note(body: NoteIn, session: SessionDep, request: Request) -> di
     return {"title": body.title}
 
 
+@router.get("/notes")
+async def list_notes(session: SessionDep, longer_than: int = 0) -> list[str]:
+    # No bound on longer_than on purpose: the kit must refuse what PostgreSQL cannot hold.
+    rows = await session.scalars(
+        select(notes.c.title).where(func.length(notes.c.title) > longer_than)
+    )
+    return list(rows)
+
+
 @router.get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret internals must not leak")

@@ -51,6 +51,33 @@ async def test_bad_bodies_get_a_problem_and_write_nothing(
     assert await kit_service.count(outbox) == 0
 
 
+async def test_a_nul_character_in_text_is_a_422_and_writes_nothing(
+    kit_service: KitService,
+) -> None:
+    response = await kit_service.client.post(
+        "/notes",
+        content=b'{"title": "nul\\u0000byte"}',  # PostgreSQL keeps no NUL in text
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["type"].endswith("/unstorable-value")
+    assert await kit_service.count(notes) == 0
+    assert await kit_service.count(outbox) == 0
+
+
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 10**40])
+async def test_an_integer_the_database_cannot_hold_is_a_422(
+    kit_service: KitService, number: int
+) -> None:
+    response = await kit_service.client.get("/notes", params={"longer_than": number})
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["type"].endswith("/unstorable-value")
+
+
 async def test_a_10_mb_body_is_refused_with_413_and_writes_nothing(
     kit_service: KitService,
 ) -> None:

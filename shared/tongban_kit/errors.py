@@ -12,9 +12,11 @@
 
 A database that cannot be reached (refused, restarting, shut down, a connection dropped at
 checkout or mid-transaction, the pool exhausted while it hangs) is a 503 with ``Retry-After``,
-wherever it is raised (``database_unavailable`` decides). Anything else that escapes a handler
-is a 500 whose body names only the request id; the traceback goes to the log, never to the
-client.
+wherever it is raised (``database_unavailable`` decides). A value the database cannot hold (a
+NUL character in text, an integer past 64 bits, a string longer than its column) is the
+caller's error, not the server's: 422 ``unstorable-value``, whichever route it came through,
+and the request's transaction is rolled back. Anything else that escapes a handler is a 500
+whose body names only the request id; the traceback goes to the log, never to the client.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import logging
 from typing import Any
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as QueryArgumentError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -118,6 +121,8 @@ def database_unavailable(exc: BaseException) -> bool:
     asyncpg's errors at connection checkout reach us unwrapped, or wrapped in a bare
     ``DBAPIError``, so the whole cause chain is looked at.
     """
+    if isinstance(exc, Exception) and _unstorable_value(exc):
+        return False  # asyncpg reports an int past 64 bits as an InterfaceError
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -241,8 +246,36 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unstorable_value(exc: Exception) -> bool:
+    """A value PostgreSQL refuses (SQLSTATE class 22, data exception: NUL in text, numeric out
+    of range, string too long) or that asyncpg cannot encode (an int past 64 bits)."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # SQLAlchemy's error, the adapted DBAPI error, asyncpg's
+        if seen is None:
+            return False
+        if isinstance(seen, QueryArgumentError):
+            return True
+        sqlstate = getattr(seen, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
-    # Any database error that does not say the database is unreachable is a bug: a 500.
+    if _unstorable_value(exc):
+        logger.info(
+            "unstorable value on %s %s: %s", request.method, request.url.path, type(exc).__name__
+        )
+        return problem_response(
+            422,
+            "Validation failed",
+            "A value in the request cannot be stored (a NUL character, a number out of range "
+            "or a text too long).",
+            type_slug="unstorable-value",
+            instance=request.url.path,
+        )
+    # Any other database error that does not say the database is unreachable is a bug: a 500.
     if not database_unavailable(exc):
         return await _on_unexpected(request, exc)
     return _database_unavailable(request, exc)

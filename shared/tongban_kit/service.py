@@ -24,6 +24,7 @@ from tongban_kit.inbox import EventConsumer, Subscription
 from tongban_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tongban_kit.observability.logs import configure_logging
 from tongban_kit.observability.metrics import ServiceMetrics
+from tongban_kit.openapi import install_problem_docs
 from tongban_kit.outbox.relay import OutboxRelay
 from tongban_kit.settings import BaseServiceSettings, ServiceSettings
 
@@ -109,6 +110,7 @@ def create_base_app(
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
+    install_problem_docs(app)
     # Outermost last: the context middleware must see (and stamp) even a 413.
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.node.max_body_bytes, larger=body_limits

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from tongban_gateway.routes import RouteTable, Upstream
+from tongban_kit.openapi import document_problems
 
 __all__ = ["MergedOpenAPI", "merge"]
 
@@ -78,11 +79,13 @@ class MergedOpenAPI:
         return True
 
     def _merge(self) -> dict[str, Any]:
-        own = get_openapi(
-            title=self.app.title,
-            version=self.app.version,
-            description=self.app.description,
-            routes=self.app.routes,
+        own = document_problems(
+            get_openapi(
+                title=self.app.title,
+                version=self.app.version,
+                description=self.app.description,
+                routes=self.app.routes,
+            )
         )
         merged = merge(own, self._documents)
         missing = [u.name for u in self.table.upstreams if u.name not in self._documents]

@@ -11,6 +11,7 @@ from tongban_exchange.records import service as records
 from tongban_kit.auth import AccessClaims, require
 from tongban_kit.db import SessionDep
 from tongban_kit.errors import NotFound
+from tongban_kit.identifiers import InvalidIdentifier, validate_uscc
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
 
@@ -35,9 +36,12 @@ async def latest_business_record(
     Access: any caller with a valid access token of this node (skeleton; the data-exchange
     issue puts record queries under grants with a stated purpose).
     """
-    record = await session.get(BusinessRecord, uscc.upper())
+    try:
+        record = await session.get(BusinessRecord, validate_uscc(uscc))
+    except InvalidIdentifier:  # no such code, so no such record
+        record = None
     if record is None:
-        raise NotFound(f"no business record for {uscc}")
+        raise NotFound("no business record for that USCC")
     return BusinessRecordOut.model_validate(record)
 
 

@@ -20,6 +20,7 @@ from tongban_identity.sessions.issuing import TokenPolicy
 from tongban_kit.auth import AccessClaims, require
 from tongban_kit.db import SessionDep
 from tongban_kit.errors import NotFound
+from tongban_kit.identifiers import InvalidIdentifier, validate_uscc
 
 router = APIRouter(prefix="/v1/legal-persons", tags=["legal persons"])
 me_router = APIRouter(prefix="/v1/me", tags=["legal persons"])
@@ -40,9 +41,12 @@ class LegalPersonOut(BaseModel):
 async def get_legal_person(uscc: str, session: SessionDep) -> LegalPersonOut:
     """A business as identity knows it. Access: public (the register is public); the legal
     representative is not shown here."""
-    found = await session.get(LegalPerson, uscc.upper()[:40])
+    try:
+        found = await session.get(LegalPerson, validate_uscc(uscc))
+    except InvalidIdentifier:  # no such code, so no such legal person
+        found = None
     if found is None:
-        raise NotFound(f"no legal person with USCC {uscc[:40]}")
+        raise NotFound("no legal person with that USCC")
     return LegalPersonOut.model_validate(found)
 
 

@@ -21,6 +21,7 @@ from tongban_identity.sessions.schemas import (
 from tongban_kit.auth import AccessClaims, require
 from tongban_kit.db import SessionDep
 from tongban_kit.errors import Forbidden
+from tongban_kit.openapi import problem_responses
 
 router = APIRouter(tags=["sign-in"])
 oauth_router = APIRouter(prefix="/oauth", tags=["oauth"])
@@ -125,7 +126,12 @@ _TOKEN_FORM = grants.form_body(
 )
 
 
-@oauth_router.post("/token", response_model=TokenResponse, openapi_extra=_TOKEN_FORM)
+@oauth_router.post(
+    "/token",
+    response_model=TokenResponse,
+    openapi_extra=_TOKEN_FORM,
+    responses=problem_responses(401),  # invalid_client
+)
 async def token(request: Request, session: SessionDep) -> Response:
     """OAuth 2 token endpoint (RFC 6749 §3.2), form-encoded; `grant_type=refresh_token` rotates
     a refresh token into a new pair.
@@ -154,7 +160,13 @@ _REVOKE_FORM = grants.form_body(
 )
 
 
-@oauth_router.post("/revoke", status_code=200, openapi_extra=_REVOKE_FORM)
+@oauth_router.post(
+    "/revoke",
+    status_code=200,
+    response_class=Response,
+    responses={200: {"description": "Revoked, or not a token this node knows.", "content": {}}},
+    openapi_extra=_REVOKE_FORM,
+)
 async def revoke(request: Request, session: SessionDep) -> Response:
     """OAuth 2 token revocation (RFC 7009), form-encoded: ends the refresh token's sign-in.
 

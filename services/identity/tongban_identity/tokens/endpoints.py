@@ -15,6 +15,7 @@ from tongban_identity.tokens import introspection
 from tongban_identity.tokens.schemas import DiscoveryDocument, IntrospectionResponse
 from tongban_kit.auth import ACCESS_TOKEN_ALGORITHM, ASSURANCE_LEVELS
 from tongban_kit.db import SessionDep
+from tongban_kit.openapi import problem_responses
 
 router = APIRouter(tags=["discovery"])
 
@@ -86,6 +87,7 @@ _INTROSPECT_FORM = grants.form_body(
     response_model=IntrospectionResponse,
     response_model_exclude_none=True,
     openapi_extra=_INTROSPECT_FORM,
+    responses=problem_responses(401, 403),
     tags=["oauth"],
 )
 async def introspect(request: Request, session: SessionDep) -> Response:

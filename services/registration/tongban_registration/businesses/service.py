@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_kit.crypto import FieldCipher
-from tongban_kit.errors import BadRequest, Conflict, NotFound
+from tongban_kit.errors import Conflict, NotFound
 from tongban_kit.identifiers import InvalidIdentifier, generate_uscc, validate_uscc
 from tongban_registration import events
 from tongban_registration.applications.entity_types import (
@@ -98,10 +98,11 @@ async def register(
 
 
 def canonical_uscc(uscc: str) -> str:
+    """The USCC named in a path, canonical; a string that is no USCC names no business (404)."""
     try:
         return validate_uscc(uscc)
     except InvalidIdentifier as exc:
-        raise BadRequest(f"uscc: {exc.reason}") from exc
+        raise NotFound(f"no business with that USCC ({exc.reason})") from exc
 
 
 async def get(session: AsyncSession, *, uscc: str) -> tuple[Business, Sequence[Acknowledgement]]:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from tongban_kit.db import SessionDep
 from tongban_kit.errors import BadRequest
+from tongban_kit.openapi import problem_responses
 from tongban_registration.businesses import service as businesses
 from tongban_registration.businesses.schemas import LicenceOut, VerificationOut
 from tongban_registration.deps import IdentityDep, SettingsDep
@@ -41,7 +42,7 @@ async def business_licence(
     )
 
 
-@router.get("/v1/licences/verify", response_model=VerificationOut)
+@router.get("/v1/licences/verify", response_model=VerificationOut, responses=problem_responses(400))
 async def verify_licence(
     session: SessionDep,
     payload: Annotated[
