@@ -5,12 +5,13 @@ gateway gets instead a signed assertion of this node (RFC 7523 §3 shape): an ES
 ``iss`` and ``sub`` this node (``tongban:node:<code>``), ``aud`` the other node
 (``tongban:node:<code>``), a minute of validity and a fresh ``jti``, in the
 ``Tongban-Node-Assertion`` header. The node's public key is published at
-``/.well-known/tongban-node-jwks.json`` so the other node can check it (the federation issue
-puts it in the central directory).
+``/.well-known/tongban-node-jwks.json`` and, through ``tongban directory enrol``, in the
+central directory, against which the other node checks it (``AssertionVerifier``).
 
-The key is a PEM file (``TONGBAN_GATEWAY_NODE_KEY_FILE``). Without one, outside production, a
-fixed development key derived from the node code is used, the same in every process; in
-production the gateway refuses to start with nodes configured and no key.
+The key is a PEM file (``TONGBAN_GATEWAY_NODE_KEY_FILE``, the same file as identity's
+``TONGBAN_IDENTITY_NODE_KEY_FILE``). Without one, outside production, a fixed development key
+derived from the node code is used (``tongban_kit.auth.node_keys``); in production the gateway
+refuses to start with other nodes configured and no key.
 """
 
 from __future__ import annotations
@@ -26,10 +27,19 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from tongban_gateway.config import RouteConfigError
+from tongban_gateway.directory import Directory
 from tongban_gateway.settings import GatewaySettings
 from tongban_kit.auth.node_keys import NodeKeyError, load_node_key, node_identifier, public_jwk
+from tongban_kit.errors import ServiceUnavailable, TongbanError
 
-__all__ = ["ASSERTION_HEADER", "NodeSigner", "federation_router", "node_identifier"]
+__all__ = [
+    "ASSERTION_HEADER",
+    "AssertionRefused",
+    "AssertionVerifier",
+    "NodeSigner",
+    "federation_router",
+    "node_identifier",
+]
 
 logger = logging.getLogger("tongban.gateway.federation")
 
@@ -93,3 +103,79 @@ def federation_router(signer: NodeSigner) -> APIRouter:
         return JSONResponse(signer.jwks(), headers={"cache-control": "public, max-age=300"})
 
     return router
+
+
+class AssertionRefused(TongbanError):
+    """A node assertion that does not verify (401)."""
+
+    status, title, type_slug = 401, "Unauthorized", "node-assertion-refused"
+
+
+# Longest lifetime (exp - iat) accepted, and clock skew allowed between nodes.
+_MAX_LIFETIME_S = 300
+_LEEWAY_S = 30
+_SEEN_LIMIT = 100_000
+
+
+class AssertionVerifier:
+    """Checks the node assertion another node's gateway sent, against the directory.
+
+    Accepted: an ES256 JWT with ``typ`` ``tongban-node+jwt``, ``iss`` = ``sub`` = an active
+    node of the directory (``tongban:node:<code>``), signed by one of that node's keys listed
+    there, ``aud`` this node, ``exp`` in the future and at most 300 s after ``iat``, and a
+    ``jti`` this gateway has not seen before (remembered until the assertion expires; per
+    gateway process). Anything else is a 401 problem; no valid directory copy is a 503.
+    """
+
+    def __init__(self, directory: Directory, *, node_code: str) -> None:
+        self.directory = directory
+        self.audience = node_identifier(node_code)
+        self._seen: dict[str, float] = {}
+
+    def verify(self, assertion: str) -> str:
+        """The code of the node that sent ``assertion``."""
+        try:
+            header = jwt.get_unverified_header(assertion)
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise AssertionRefused("The node assertion is not a JWT.") from None
+        issuer = unverified.get("iss")
+        prefix = node_identifier("")
+        if header.get("typ") != ASSERTION_TYPE or not isinstance(issuer, str):
+            raise AssertionRefused("The node assertion is not a Tongban node assertion.")
+        code = issuer.removeprefix(prefix)
+        entry = self.directory.node(code) if issuer.startswith(prefix) else None
+        if entry is None:
+            raise AssertionRefused(f"{issuer} is not an active node of the directory.")
+        key = entry.keys.get(str(header.get("kid")))
+        if key is None:
+            raise AssertionRefused(f"The node assertion is not signed by a key of node {code}.")
+        try:
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=["ES256"],
+                audience=self.audience,
+                issuer=issuer,
+                leeway=_LEEWAY_S,
+                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AssertionRefused("The node assertion has expired.") from None
+        except jwt.PyJWTError as exc:
+            raise AssertionRefused(f"The node assertion does not verify ({exc}).") from None
+        if claims["sub"] != issuer or claims["exp"] - claims["iat"] > _MAX_LIFETIME_S:
+            raise AssertionRefused("The node assertion's subject or lifetime is not allowed.")
+        self._remember(str(claims["jti"]), float(claims["exp"]) + _LEEWAY_S, code)
+        return code
+
+    def _remember(self, jti: str, until: float, code: str) -> None:
+        now = time.time()
+        key = f"{code}:{jti}"
+        if self._seen.get(key, 0.0) > now:
+            raise AssertionRefused("The node assertion's jti was used before (a replay).")
+        if len(self._seen) >= _SEEN_LIMIT:
+            self._seen = {k: v for k, v in self._seen.items() if v > now}
+            if len(self._seen) >= _SEEN_LIMIT:
+                raise ServiceUnavailable("Too many node assertions at once; try again shortly.")
+        self._seen[key] = until
