@@ -145,6 +145,8 @@ class EdgeProxy:
         assertion = request_headers.get(ASSERTION_HEADER.encode())
         if assertion is not None and self.verifier is not None:
             from_node = self.verifier.verify(assertion.decode("latin-1"))
+            # The sending gateway limited its callers; here they would share one bucket.
+            scope["tongban.from_node"] = from_node
         try:
             matched = None
             if self.directory is not None and from_node is None:
@@ -186,7 +188,7 @@ class EdgeProxy:
                 authorization.decode("latin-1") if authorization else None
             )
             caller = client_key(claims)
-        if route.rate_limit is None:
+        if route.rate_limit is None or "tongban.from_node" in scope:
             return None
         if caller is None:
             caller = f"ip:{(scope.get('client') or ('unknown', 0))[0]}"

@@ -9,7 +9,8 @@ At a regional node, its operator:
     enrol --central https://central.example/ --token tbe_… [--anchor-file central.jwks.json]
         lists this node (code, name, gateway URL, token issuer, node key) in the directory;
         writes the key the directory is signed with to --anchor-file, for the gateway's
-        TONGBAN_GATEWAY_DIRECTORY_ANCHOR_FILE. Run again with a new token to rotate keys.
+        TONGBAN_GATEWAY_DIRECTORY_ANCHOR_FILE. Run again with a new token to change the
+        URL or keys; --next-key-file NEW.pem lists a second key while rotating.
 
 Reads identity's settings from the environment, like the service itself.
 """
@@ -27,7 +28,7 @@ import httpx
 
 from tongban_identity.nodes import repository, service
 from tongban_identity.settings import IdentitySettings
-from tongban_kit.auth.node_keys import NodeKeyError
+from tongban_kit.auth.node_keys import NodeKeyError, load_node_key, public_jwk
 from tongban_kit.db import in_transaction
 from tongban_kit.errors import TongbanError
 
@@ -49,12 +50,23 @@ def _parser() -> argparse.ArgumentParser:
     enrol.add_argument("--central", required=True, help="the central node's gateway URL")
     enrol.add_argument("--token", required=True, help="from the central operator")
     enrol.add_argument("--anchor-file", type=Path, help="where to write the directory's key")
+    enrol.add_argument(
+        "--next-key-file",
+        type=Path,
+        help="key rotation: also list the public half of this P-256 key (PEM) for the node",
+    )
     return parser
 
 
 def _enrol(args: argparse.Namespace, settings: IdentitySettings) -> int:
     try:
         entry = service.own_entry(settings, service.own_key(settings))
+        if args.next_key_file is not None:
+            production = settings.node.environment == "production"
+            following = load_node_key(
+                args.next_key_file, node_code="", production=production, setting="--next-key-file"
+            )
+            entry["jwks"]["keys"].append(public_jwk(following))
     except NodeKeyError as exc:
         raise SystemExit(f"tongban: {exc}") from None
     entry.pop("status")
