@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tongban_gateway.config import RouteConfigError
+from tongban_gateway.main import create_app
+from tongban_gateway.settings import GatewaySettings
 from tongban_kit.auth.node_keys import development_node_key, node_identifier, public_jwk
+from tongban_kit.settings import NodeSettings
 from tongban_kit.testing.apps import serving_app
 
 if TYPE_CHECKING:
@@ -221,3 +226,48 @@ async def test_node_assertions_are_checked_against_the_directory(
     assert "replay" in second.json()["detail"]
     assert "expired" in answers["expired"].json()["detail"]
     assert "not an active node" in answers["unknown node"].json()["detail"]
+
+
+def test_production_needs_the_anchor_file(
+    ready: dict[str, StandIn], node_trusting: Callable[..., NodeSettings], tmp_path: Path
+) -> None:
+    node = node_trusting(environment="production")
+    key_file = tmp_path / "node.pem"
+    key_file.write_bytes(
+        development_node_key("440300").private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    settings = GatewaySettings(
+        node=node, directory_url="https://central.example/d.jwt", node_key_file=key_file
+    )
+    anchor = tmp_path / "central.json"
+    anchor.write_text('{"keys": []}')
+
+    with pytest.raises(RouteConfigError, match="DIRECTORY_ANCHOR_FILE must name"):
+        create_app(settings)
+    with pytest.raises(RouteConfigError, match="no P-256 key"):
+        create_app(settings.model_copy(update={"directory_anchor_file": anchor}))
+
+
+async def test_a_suspended_node_and_this_node_itself_are_not_routed_to(
+    open_gateway: OpenGateway, central: Central, ready: dict[str, StandIn]
+) -> None:
+    suspended = entry("310000", ready["exchange"].url + "/node-310000", SHANGHAI)
+    suspended["status"] = "suspended"
+    central.document = signed_directory(
+        [suspended, entry("440300", ready["exchange"].url + "/self", CENTRAL)]
+    )
+
+    async with open_gateway(directory_url=central.url) as gateway:
+        to_suspended = await gateway.get("/nodes/310000/x")
+        to_self = await gateway.get("/nodes/440300/x")
+        from_suspended = await gateway.get(
+            "/api/registration/v1/businesses",
+            headers={"tongban-node-assertion": assertion(SHANGHAI)},
+        )
+
+    assert (to_suspended.status_code, to_self.status_code) == (404, 404)
+    assert from_suspended.status_code == 401

@@ -222,7 +222,9 @@ class Directory:
     def node(self, code: str) -> NodeEntry | None:
         """An active node other than this one, or None; 503 without a valid copy."""
         entry = self.valid().nodes.get(code)
-        return entry if entry is not None and entry.status == "active" else None
+        if entry is None or entry.status != "active" or code == self.own:
+            return None
+        return entry
 
     def holder(self, division: str) -> NodeEntry | None:
         """The other node holding businesses of ``division``, or None when it is this node's
