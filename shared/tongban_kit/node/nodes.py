@@ -4,10 +4,11 @@ The central node 100000 and the regional nodes 440300 (Shenzhen) and 310000 (Sha
 whole node as ``tongban node up`` starts one, on ports of its own (100000: 8100-8103, 440300:
 8200-8203, 310000: 8300-8303, gateway first) and with a broker of its own (9192, 9292, 9392),
 sharing one embedded PostgreSQL (55433) with databases per node (``tongban_identity_440300``
-…). Central starts first; each regional node is enrolled in its directory with a one-time
-token (``tongban directory issue-token`` then ``enrol``), then started, so every gateway finds
-the others in its first copy of the directory. Gateways here refresh the directory every 5 s
-(``TONGBAN_GATEWAY_DIRECTORY_REFRESH_S`` to change it), so trying federation needs no waiting.
+…). Each regional node is enrolled in central's directory with a one-time
+token (``tongban directory issue-token`` then ``enrol``) as soon as central is up; the three
+start side by side. Gateways here refresh the directory every 5 s
+(``TONGBAN_GATEWAY_DIRECTORY_REFRESH_S`` to change it), and the command returns once every
+gateway's copy lists all three nodes.
 """
 
 from __future__ import annotations
@@ -86,20 +87,29 @@ class Federation:
         )
         self.postgres.start()
         central, *regional = self.plan
-        self._start(central)
+        # All three start side by side (most of a start is waiting on subprocesses); the
+        # regional nodes enrol as soon as central is up and find themselves in the directory
+        # at their gateway's next refresh.
+        starting = {
+            plan.code: threading.Thread(target=self._start, args=(plan,), name=plan.code)
+            for plan in self.plan
+        }
+        for thread in starting.values():
+            thread.start()
+        starting[central.code].join()
+        if central.code in self._failed:
+            for thread in starting.values():
+                thread.join()
+            raise RuntimeError(f"the central node {central.code} did not start; see its logs")
         for plan in regional:
             token = self._run(central, "issue-token", "--code", plan.code)
             self._run(plan, "enrol", "--central", self.gateway(central.code), "--token", token)
             launcher._say(f"node {plan.code} enrolled in the directory of {central.code}")
-        # The regional nodes start side by side: most of a start is waiting on subprocesses.
-        starting = [threading.Thread(target=self._start, args=(plan,)) for plan in regional]
-        for thread in starting:
-            thread.start()
-        for thread in starting:
+        for thread in starting.values():
             thread.join()
-        failed = [p.code for p in regional if p.code not in self.nodes or not self._up(p.code)]
-        if failed:
-            raise RuntimeError(f"node(s) {', '.join(failed)} did not start; see their logs")
+        if self._failed:
+            failed = ", ".join(sorted(self._failed))
+            raise RuntimeError(f"node(s) {failed} did not start; see their logs")
         self._wait_for_directories(started + self.ready_timeout_s)
         launcher._say(
             f"{len(self.plan)} nodes up after {time.monotonic() - started:.1f}s: "
@@ -171,11 +181,6 @@ class Federation:
         except Exception as exc:
             launcher._say(f"node {plan.code}: {exc}")
             self._failed.add(plan.code)
-            if threading.current_thread() is threading.main_thread():
-                raise
-
-    def _up(self, code: str) -> bool:
-        return code not in self._failed
 
     def identity_env(self, code: str) -> dict[str, str]:
         """The environment of node ``code``'s identity, for its operator commands."""
@@ -192,7 +197,7 @@ class Federation:
             env=env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             check=False,
         )
         if done.returncode != 0:
