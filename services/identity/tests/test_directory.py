@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from tongban_identity.main import create_app
 from tongban_identity.sessions.testing import SignInDriver, running_identity
+from tongban_identity.settings import IdentitySettings
 from tongban_kit.auth.node_keys import development_node_key, public_jwk
 from tongban_kit.settings import NodeSettings
+from tongban_kit.testing.apps import serving_app
 
 SHENZHEN_KEY = development_node_key("440300")
 CENTRAL_JWK = public_jwk(development_node_key("100000"))
@@ -129,3 +138,62 @@ def test_tokens_are_issued_for_regional_codes_only(database: str) -> None:
 
     assert done.returncode == 1
     assert "division code" in done.stderr
+
+
+async def test_a_regional_operator_enrols_with_the_command_and_a_second_key_while_rotating(
+    database: str, node_settings: NodeSettings, tmp_path: Path
+) -> None:
+    central_node = node_settings.model_copy(update={"node_code": "100000"})
+    app = create_app(IdentitySettings(database_url=database, node=central_node, run_workers=False))
+
+    async def behind_gateway(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "path": scope["path"].removeprefix("/api/identity")}
+        await app(scope, receive, send)
+
+    following = ec.generate_private_key(ec.SECP256R1())
+    next_key = tmp_path / "next.pem"
+    next_key.write_bytes(
+        following.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    anchor = tmp_path / "central-jwks.json"
+    token = issue(database)
+    async with serving_app(behind_gateway) as central_url:  # type: ignore[arg-type]
+        env = {
+            **os.environ,
+            "TONGBAN_NODE_CODE": "440300",
+            "TONGBAN_IDENTITY_NODE_NAME": "深圳市",
+            "TONGBAN_TOKEN_ISSUER": "http://shenzhen:8000/api/identity",
+        }
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [
+                *(sys.executable, "-m", "tongban_identity.nodes", "enrol"),
+                *("--central", central_url, "--token", token),
+                *("--anchor-file", str(anchor), "--next-key-file", str(next_key)),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        async with httpx.AsyncClient() as client:
+            document = await client.get(
+                f"{central_url}/api/identity/.well-known/tongban-directory.jwt"
+            )
+
+    assert done.returncode == 0, done.stderr
+    assert "enrolled 440300 深圳市 at http://shenzhen:8000" in done.stdout
+    assert json.loads(anchor.read_text()) == {"keys": [CENTRAL_JWK]}
+    (shenzhen,) = [
+        node
+        for node in jwt.decode(document.text, options={"verify_signature": False})["nodes"]
+        if node["code"] == "440300"
+    ]
+    kids = [key["kid"] for key in shenzhen["jwks"]["keys"]]
+    assert kids == [public_jwk(SHENZHEN_KEY)["kid"], public_jwk(following)["kid"]]
