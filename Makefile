@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format typecheck bench-outbox bench bench-node fuzz faults security clean
+.PHONY: install run nodes test lint format typecheck bench-outbox bench bench-node fuzz faults security clean
 
 $(UV):
 	@echo "==> bootstrapping uv into $(TOOLS)/"
@@ -24,6 +24,10 @@ install: $(VENV)/.synced
 
 run: install
 	$(BIN)/tongban node up
+
+# Central 100000 and regional 440300 and 310000 on this machine, enrolled in the directory.
+nodes: install
+	$(BIN)/tongban nodes up
 
 lint: install
 	$(BIN)/ruff check .

@@ -28,6 +28,12 @@ def _node_up(_: argparse.Namespace) -> int:
     return launch()
 
 
+def _nodes_up(_: argparse.Namespace) -> int:
+    from tongban_kit.node.nodes import main as launch
+
+    return launch()
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     from tongban_kit.db.migrations import ensure_database, upgrade
     from tongban_kit.node.specs import load_specs
@@ -94,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         "up", help="start a whole node here (embedded PostgreSQL and broker by default)"
     )
     up.set_defaults(run=_node_up)
+
+    nodes = commands.add_parser("nodes", help="several nodes together").add_subparsers(
+        dest="action", required=True
+    )
+    nodes_up = nodes.add_parser(
+        "up", help="central 100000 and regional 440300 and 310000 on this machine, enrolled"
+    )
+    nodes_up.set_defaults(run=_nodes_up)
 
     db = commands.add_parser("db", help="databases").add_subparsers(dest="action", required=True)
     upgrade = db.add_parser("upgrade", help="apply migrations (production: run before deploying)")

@@ -70,10 +70,11 @@ def health_router() -> APIRouter:
         for name, result in zip(checks, results, strict=True):
             report[name] = "ok" if result is None else f"failed: {type(result).__name__}"
         ready = all(value == "ok" for value in report.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": report},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": report}
+        details: dict[str, Callable[[], Any]] = getattr(request.app.state, "readiness_details", {})
+        if details:
+            body["details"] = {name: describe() for name, describe in details.items()}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

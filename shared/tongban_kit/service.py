@@ -106,6 +106,8 @@ def create_base_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.readiness = {}
+    # name -> what /readyz reports about it beside the checks (e.g. the directory's age).
+    app.state.readiness_details = {}
     install_problem_handlers(app)
     app.include_router(health_router())
     for router in routers:

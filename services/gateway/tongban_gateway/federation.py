@@ -5,49 +5,47 @@ gateway gets instead a signed assertion of this node (RFC 7523 §3 shape): an ES
 ``iss`` and ``sub`` this node (``tongban:node:<code>``), ``aud`` the other node
 (``tongban:node:<code>``), a minute of validity and a fresh ``jti``, in the
 ``Tongban-Node-Assertion`` header. The node's public key is published at
-``/.well-known/tongban-node-jwks.json`` so the other node can check it (the federation issue
-puts it in the central directory).
+``/.well-known/tongban-node-jwks.json`` and, through ``tongban directory enrol``, in the
+central directory, against which the other node checks it (``AssertionVerifier``).
 
-The key is a PEM file (``TONGBAN_GATEWAY_NODE_KEY_FILE``). Without one, outside production, a
-fixed development key derived from the node code is used, the same in every process; in
-production the gateway refuses to start with nodes configured and no key.
+The key is a PEM file (``TONGBAN_GATEWAY_NODE_KEY_FILE``, the same file as identity's
+``TONGBAN_IDENTITY_NODE_KEY_FILE``). Without one, outside production, a fixed development key
+derived from the node code is used (``tongban_kit.auth.node_keys``); in production the gateway
+refuses to start with other nodes configured and no key.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from jwt.algorithms import ECAlgorithm
 
 from tongban_gateway.config import RouteConfigError
+from tongban_gateway.directory import Directory
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.auth.node_keys import NodeKeyError, load_node_key, node_identifier, public_jwk
+from tongban_kit.errors import ServiceUnavailable, TongbanError
 
-__all__ = ["ASSERTION_HEADER", "NodeSigner", "federation_router", "node_identifier"]
+__all__ = [
+    "ASSERTION_HEADER",
+    "AssertionRefused",
+    "AssertionVerifier",
+    "NodeSigner",
+    "federation_router",
+    "node_identifier",
+]
 
 logger = logging.getLogger("tongban.gateway.federation")
 
 ASSERTION_HEADER = "tongban-node-assertion"
 ASSERTION_TYPE = "tongban-node+jwt"
 _LIFETIME_S = 60
-# The order of the P-256 group: a development key's scalar is reduced below it.
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-
-
-def node_identifier(code: str) -> str:
-    """How assertions name a node."""
-    return f"tongban:node:{code}"
 
 
 class NodeSigner:
@@ -56,7 +54,7 @@ class NodeSigner:
     def __init__(self, key: ec.EllipticCurvePrivateKey, *, node_code: str) -> None:
         self._key = key
         self.issuer = node_identifier(node_code)
-        self.public_jwk = _public_jwk(key)
+        self.public_jwk = public_jwk(key)
         self.kid = self.public_jwk["kid"]
 
     @classmethod
@@ -64,16 +62,18 @@ class NodeSigner:
         """The node's key from ``node_key_file``, or the development key (never in
         production); ``RouteConfigError`` naming the setting when it cannot be had."""
         node = settings.node
-        path = settings.node_key_file
-        if path is not None:
-            return cls(_read_key(path), node_code=node.node_code)
-        if node.environment == "production":
-            raise RouteConfigError(
-                "TONGBAN_GATEWAY_NODE_KEY_FILE must name this node's key in production "
-                "(other nodes are configured); the development key is refused"
+        if settings.node_key_file is None and node.environment != "production":
+            logger.warning("no TONGBAN_GATEWAY_NODE_KEY_FILE: the development node key is used")
+        try:
+            key = load_node_key(
+                settings.node_key_file,
+                node_code=node.node_code,
+                production=node.environment == "production",
+                setting="TONGBAN_GATEWAY_NODE_KEY_FILE",
             )
-        logger.warning("no TONGBAN_GATEWAY_NODE_KEY_FILE: the fixed development node key is used")
-        return cls(_development_key(node.node_code), node_code=node.node_code)
+        except NodeKeyError as exc:
+            raise RouteConfigError(f"{exc} (other nodes are configured)") from None
+        return cls(key, node_code=node.node_code)
 
     def assertion(self, node_code: str) -> str:
         """A fresh assertion of this node for the node ``node_code``."""
@@ -93,31 +93,6 @@ class NodeSigner:
         return {"keys": [self.public_jwk]}
 
 
-def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise RouteConfigError(f"TONGBAN_GATEWAY_NODE_KEY_FILE={path}: {exc}") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise RouteConfigError(f"TONGBAN_GATEWAY_NODE_KEY_FILE={path}: not a P-256 EC key")
-    return key
-
-
-def _development_key(node_code: str) -> ec.EllipticCurvePrivateKey:
-    seed = hashlib.sha256(f"tongban development node key {node_code}".encode()).digest()
-    scalar = int.from_bytes(seed, "big") % (_P256_ORDER - 1) + 1
-    return ec.derive_private_key(scalar, ec.SECP256R1())
-
-
-def _public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
-    public = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    members = {name: public[name] for name in ("crv", "kty", "x", "y")}
-    # RFC 7638: the thumbprint of the required members, sorted, no whitespace.
-    digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode())
-    kid = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
-    return {**members, "kid": kid, "alg": "ES256", "use": "sig"}
-
-
 def federation_router(signer: NodeSigner) -> APIRouter:
     """``/.well-known/tongban-node-jwks.json``: the key other nodes check assertions with."""
     router = APIRouter(tags=["federation"])
@@ -128,3 +103,79 @@ def federation_router(signer: NodeSigner) -> APIRouter:
         return JSONResponse(signer.jwks(), headers={"cache-control": "public, max-age=300"})
 
     return router
+
+
+class AssertionRefused(TongbanError):
+    """A node assertion that does not verify (401)."""
+
+    status, title, type_slug = 401, "Unauthorized", "node-assertion-refused"
+
+
+# Longest lifetime (exp - iat) accepted, and clock skew allowed between nodes.
+_MAX_LIFETIME_S = 300
+_LEEWAY_S = 30
+_SEEN_LIMIT = 100_000
+
+
+class AssertionVerifier:
+    """Checks the node assertion another node's gateway sent, against the directory.
+
+    Accepted: an ES256 JWT with ``typ`` ``tongban-node+jwt``, ``iss`` = ``sub`` = an active
+    node of the directory (``tongban:node:<code>``), signed by one of that node's keys listed
+    there, ``aud`` this node, ``exp`` in the future and at most 300 s after ``iat``, and a
+    ``jti`` this gateway has not seen before (remembered until the assertion expires; per
+    gateway process). Anything else is a 401 problem; no valid directory copy is a 503.
+    """
+
+    def __init__(self, directory: Directory, *, node_code: str) -> None:
+        self.directory = directory
+        self.audience = node_identifier(node_code)
+        self._seen: dict[str, float] = {}
+
+    def verify(self, assertion: str) -> str:
+        """The code of the node that sent ``assertion``."""
+        try:
+            header = jwt.get_unverified_header(assertion)
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise AssertionRefused("The node assertion is not a JWT.") from None
+        issuer = unverified.get("iss")
+        prefix = node_identifier("")
+        if header.get("typ") != ASSERTION_TYPE or not isinstance(issuer, str):
+            raise AssertionRefused("The node assertion is not a Tongban node assertion.")
+        code = issuer.removeprefix(prefix)
+        entry = self.directory.node(code) if issuer.startswith(prefix) else None
+        if entry is None:
+            raise AssertionRefused(f"{issuer} is not an active node of the directory.")
+        key = entry.keys.get(str(header.get("kid")))
+        if key is None:
+            raise AssertionRefused(f"The node assertion is not signed by a key of node {code}.")
+        try:
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=["ES256"],
+                audience=self.audience,
+                issuer=issuer,
+                leeway=_LEEWAY_S,
+                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AssertionRefused("The node assertion has expired.") from None
+        except jwt.PyJWTError as exc:
+            raise AssertionRefused(f"The node assertion does not verify ({exc}).") from None
+        if claims["sub"] != issuer or claims["exp"] - claims["iat"] > _MAX_LIFETIME_S:
+            raise AssertionRefused("The node assertion's subject or lifetime is not allowed.")
+        self._remember(str(claims["jti"]), float(claims["exp"]) + _LEEWAY_S, code)
+        return code
+
+    def _remember(self, jti: str, until: float, code: str) -> None:
+        now = time.time()
+        key = f"{code}:{jti}"
+        if self._seen.get(key, 0.0) > now:
+            raise AssertionRefused("The node assertion's jti was used before (a replay).")
+        if len(self._seen) >= _SEEN_LIMIT:
+            self._seen = {k: v for k, v in self._seen.items() if v > now}
+            if len(self._seen) >= _SEEN_LIMIT:
+                raise ServiceUnavailable("Too many node assertions at once; try again shortly.")
+        self._seen[key] = until

@@ -13,8 +13,10 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from prometheus_client import Gauge
 
 from tongban_gateway.auth import EdgeAuth
+from tongban_gateway.directory import Directory
 from tongban_gateway.federation import NodeSigner, federation_router
 from tongban_gateway.openapi import MergedOpenAPI
 from tongban_gateway.proxy import ApiDispatch, EdgeProxy
@@ -40,8 +42,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """
     settings = settings or GatewaySettings()
     routes = RouteTable.from_settings(settings)
-    signer = NodeSigner.from_settings(settings) if routes.nodes else None
-    proxy = EdgeProxy(routes, settings, signer=signer)
+    directory = Directory(settings) if settings.directory_url else None
+    signer = NodeSigner.from_settings(settings) if routes.nodes or directory else None
+    proxy = EdgeProxy(routes, settings, signer=signer, directory=directory)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,6 +60,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 proxy.start(session, auth, buckets)
                 app.state.readiness.update(proxy.readiness_checks())
                 describer = asyncio.create_task(openapi.refresh_forever(session), name="openapi")
+                follower = None
+                if directory is not None:
+                    await directory.start(session)
+                    follower = asyncio.create_task(
+                        directory.refresh_forever(session), name="directory"
+                    )
                 logger.info(
                     "routes: %s; rate limits %s",
                     ", ".join(f"{u.name} -> {u.base_url}" for u in routes.upstreams),
@@ -65,9 +74,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 try:
                     yield
                 finally:
-                    describer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await describer
+                    for task in (describer, follower):
+                        if task is not None:
+                            task.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await task
         finally:
             await buckets.aclose()
 
@@ -79,6 +90,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.proxy = proxy
+    if directory is not None:
+        app.state.readiness_details["directory"] = directory.details
+        Gauge(
+            "tongban_directory_age_seconds",
+            "Age of this node's copy of the central directory (since central signed it); "
+            "-1 without a copy",
+            registry=app.state.metrics.registry,
+        ).set_function(directory.age_s)
     # The kit's request context (id, trace, access log, metrics) and body limit, around the
     # proxy alone: /api requests go straight there (ApiDispatch), past the framework's router.
     api = RequestContextMiddleware(

@@ -25,13 +25,29 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tongban_gateway.auth import EdgeAuth, client_key
 from tongban_gateway.breaker import CircuitBreaker
-from tongban_gateway.federation import ASSERTION_HEADER, NodeSigner
+from tongban_gateway.crossnode import business_division
+from tongban_gateway.directory import Directory, NodeEntry
+from tongban_gateway.federation import ASSERTION_HEADER, AssertionVerifier, NodeSigner
 from tongban_gateway.headers import upstream_headers
 from tongban_gateway.ratelimit import Buckets, Decision
 from tongban_gateway.relay import BodyTooLarge, relay, request_body
-from tongban_gateway.routes import MethodNotAllowed, Route, RouteTable, Upstream
+from tongban_gateway.routes import (
+    MethodNotAllowed,
+    Route,
+    RouteConfigError,
+    RouteTable,
+    Upstream,
+    directory_url,
+    node_route,
+)
 from tongban_gateway.settings import GatewaySettings
-from tongban_kit.errors import NotFound, PayloadTooLarge, TongbanError, problem_response
+from tongban_kit.errors import (
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TongbanError,
+    problem_response,
+)
 from tongban_kit.health import Check
 
 __all__ = ["ApiDispatch", "EdgeProxy", "MethodNotRouted", "TooManyRequests"]
@@ -59,11 +75,23 @@ class EdgeProxy:
     """
 
     def __init__(
-        self, table: RouteTable, settings: GatewaySettings, *, signer: NodeSigner | None
+        self,
+        table: RouteTable,
+        settings: GatewaySettings,
+        *,
+        signer: NodeSigner | None,
+        directory: Directory | None = None,
     ) -> None:
         self.table = table
         self.settings = settings
         self.signer = signer  # set when other nodes are configured
+        self.directory = directory  # set when the node follows the central directory
+        self.verifier = (
+            AssertionVerifier(directory, node_code=settings.node.node_code)
+            if directory is not None
+            else None
+        )
+        self._remote_routes: dict[tuple[str, str, bool], Route] = {}
         self.breakers = {
             upstream.name: CircuitBreaker(
                 threshold=settings.breaker_failures, open_s=settings.breaker_open_s
@@ -112,8 +140,19 @@ class EdgeProxy:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
+        request_headers: dict[bytes, bytes] = dict(scope["headers"])
+        from_node = None
+        assertion = request_headers.get(ASSERTION_HEADER.encode())
+        if assertion is not None and self.verifier is not None:
+            from_node = self.verifier.verify(assertion.decode("latin-1"))
+            # The sending gateway limited its callers; here they would share one bucket.
+            scope["tongban.from_node"] = from_node
         try:
-            matched = self.table.match(method, path)
+            matched = None
+            if self.directory is not None and from_node is None:
+                matched = self._directory_match(method, path, scope.get("query_string", b""))
+            if matched is None:
+                matched = self.table.match(method, path)
         except MethodNotAllowed as exc:
             raise MethodNotRouted(
                 f"{method} is not routed to this service.",
@@ -125,7 +164,6 @@ class EdgeProxy:
         scope["route"] = route  # the kit's metrics and access log name the declared route
         if not route.upstream.exposes(rest):
             raise NotFound(f"No service is routed at {path}.")
-        request_headers: dict[bytes, bytes] = dict(scope["headers"])
         decision = await self._admit(scope, route, request_headers)
         declared = request_headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > route.max_body_bytes:
@@ -150,7 +188,7 @@ class EdgeProxy:
                 authorization.decode("latin-1") if authorization else None
             )
             caller = client_key(claims)
-        if route.rate_limit is None:
+        if route.rate_limit is None or "tongban.from_node" in scope:
             return None
         if caller is None:
             caller = f"ip:{(scope.get('client') or ('unknown', 0))[0]}"
@@ -176,7 +214,14 @@ class EdgeProxy:
     ) -> None:
         assert self._session is not None
         upstream = route.upstream
-        breaker = self.breakers[upstream.name]
+        breaker = self.breakers.get(upstream.name)
+        if breaker is None:  # another node found in the directory
+            breaker = self.breakers.setdefault(
+                upstream.name,
+                CircuitBreaker(
+                    threshold=self.settings.breaker_failures, open_s=self.settings.breaker_open_s
+                ),
+            )
         if not breaker.allow():
             retry = breaker.retry_after_s()
             response = problem_response(
@@ -233,6 +278,46 @@ class EdgeProxy:
             break
         breaker.succeeded()
         await relay(scope, receive, send, upstream, upstream_response, extra)
+
+    def _directory_match(self, method: str, path: str, query: bytes) -> tuple[Route, str] | None:
+        """A route to another node found in the directory: ``/nodes/<code>/…`` for a node the
+        route configuration does not name, or a public request about a business registered
+        there (``tongban_gateway.crossnode``); None otherwise."""
+        assert self.directory is not None
+        if path.startswith("/nodes/"):
+            code, _, rest = path[len("/nodes/") :].partition("/")
+            if code in self.table.nodes:
+                return None
+            entry = self.directory.node(code)
+            return (self._remote(entry, public=False), rest) if entry is not None else None
+        division = business_division(method, path, query)
+        if division is None:
+            return None
+        entry = self.directory.holder(division)
+        if entry is None:
+            return None
+        return self._remote(entry, public=True), path[1:]
+
+    def _remote(self, entry: NodeEntry, *, public: bool) -> Route:
+        key = (entry.code, entry.gateway_url, public)
+        route = self._remote_routes.get(key)
+        if route is None:
+            limits = self.table.rate_limits
+            try:
+                url = directory_url(entry.gateway_url, entry.code)
+            except RouteConfigError:
+                raise ServiceUnavailable(
+                    f"The directory lists no usable gateway URL for node {entry.code}."
+                ) from None
+            route = node_route(
+                entry.code,
+                url,
+                self.settings,
+                rate_limit="lookups" if public and "lookups" in limits else "default",
+                public=public,
+            )
+            self._remote_routes[key] = route
+        return route
 
     def _for_node(self, headers: list[tuple[str, str]], code: str) -> list[tuple[str, str]]:
         """The caller's token stays here; this node's signed assertion goes instead."""

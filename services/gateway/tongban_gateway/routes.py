@@ -26,7 +26,15 @@ from tongban_gateway.config import (
 )
 from tongban_gateway.settings import GatewaySettings
 
-__all__ = ["MethodNotAllowed", "Route", "RouteConfigError", "RouteTable", "Upstream"]
+__all__ = [
+    "MethodNotAllowed",
+    "Route",
+    "RouteConfigError",
+    "RouteTable",
+    "Upstream",
+    "directory_url",
+    "node_route",
+]
 
 # RFC 3986 pchar and "/": left as they are; anything else in a path segment is percent-encoded.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -269,18 +277,42 @@ def _compile(
 
 def _node_route(node: NodeRoute, settings: GatewaySettings, config: GatewayConfig) -> Route:
     """Everything under ``/nodes/<code>/`` to that node's gateway: protected, default limits."""
-    prefix = f"/nodes/{node.code}/"
-    upstream = Upstream(f"node-{node.code}", _base_url(node.url, f"nodes[{node.code}].url"), prefix)
+    return node_route(
+        node.code,
+        _base_url(node.url, f"nodes[{node.code}].url"),
+        settings,
+        rate_limit=_rate_class("default", config, f"node {node.code!r}"),
+        timeout_s=node.timeout_s,
+    )
+
+
+def node_route(
+    code: str,
+    url: httpx.URL,
+    settings: GatewaySettings,
+    *,
+    rate_limit: str | None,
+    public: bool = False,
+    timeout_s: float | None = None,
+) -> Route:
+    """A route to another node's gateway (from the route configuration or the directory)."""
+    prefix = f"/nodes/{code}/"
+    upstream = Upstream(f"node-{code}", url, prefix)
     return Route(
         upstream=upstream,
         path=f"{prefix}{{path}}",
         methods=None,
-        public=False,
-        timeout_s=node.timeout_s or settings.upstream_timeout_s,
+        public=public,
+        timeout_s=timeout_s or settings.upstream_timeout_s,
         max_body_bytes=settings.node.max_body_bytes,
-        rate_limit=_rate_class("default", config, f"node {node.code!r}"),
-        node=node.code,
+        rate_limit=rate_limit,
+        node=code,
     )
+
+
+def directory_url(value: str, code: str) -> httpx.URL:
+    """A gateway URL the directory lists, checked like a configured one."""
+    return _base_url(value, f"directory node {code} gateway_url")
 
 
 def _pattern(path: str, where: str) -> re.Pattern[str]:

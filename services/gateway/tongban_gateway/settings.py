@@ -82,3 +82,27 @@ class GatewaySettings(BaseServiceSettings):
         "with requests forwarded to other nodes (`/nodes/<code>/…`). Unset: a fixed "
         "development key outside production; refused in production when nodes are configured.",
     )
+    directory_url: str | None = Field(
+        default=None,
+        description="Where the central node publishes the signed node directory (its gateway's "
+        "`/api/identity/.well-known/tongban-directory.jwt`). Set: other nodes are found there, "
+        "node assertions are checked against it, and businesses of other nodes are routed to "
+        "them. Unset: only the `nodes` of the route configuration (a static fallback).",
+    )
+    directory_refresh_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between fetches of the directory. A copy stays usable until its "
+        "`exp` (600 s after central signed it), across restarts (see `DIRECTORY_CACHE_FILE`).",
+    )
+    directory_cache_file: Path | None = Field(
+        default=None,
+        description="Where the last checked copy of the directory is kept, so a restart while "
+        "central is down still has it. Unset: memory only.",
+    )
+    directory_anchor_file: Path | None = Field(
+        default=None,
+        description="JWKS of the central node's key, which must have signed the directory "
+        "(written by `tongban directory enrol --anchor-file`). Unset: the central node's "
+        "development key outside production; required in production.",
+    )

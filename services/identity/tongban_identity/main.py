@@ -16,6 +16,7 @@ from tongban_identity.keys.sealing import KeyVault, key_cipher
 from tongban_identity.legal_persons.endpoints import me_router as acting_router
 from tongban_identity.legal_persons.endpoints import router as legal_persons_router
 from tongban_identity.legal_persons.handlers import subscription as legal_persons_subscription
+from tongban_identity.nodes.endpoints import router as nodes_router
 from tongban_identity.pairwise.derivation import Pseudonyms
 from tongban_identity.pairwise.endpoints import router as pairwise_router
 from tongban_identity.persons.admin_endpoints import router as persons_admin_router
@@ -50,6 +51,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             sessions_router,
             oauth_router,
             signatures_router,
+            nodes_router,
         ],
         subscriptions=[legal_persons_subscription(personal_data)],
         lifespan=_identity_lifespan(settings),

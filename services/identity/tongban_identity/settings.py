@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -66,6 +67,30 @@ class IdentitySettings(ServiceSettings):
         description="Rotate the document-signing key (e-licences, audit checkpoints) when the "
         "active one is this many days old, checked when identity starts; 0 = only by `python -m "
         "tongban_identity.signatures rotate-key`. Retired document keys stay published for good.",
+    )
+    node_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of this node's P-256 key, the same file as "
+        "`TONGBAN_GATEWAY_NODE_KEY_FILE`: at the central node it signs the directory, and "
+        "`tongban nodes enrol` publishes its public half. Unset: the development key of the node "
+        "code (refused in production).",
+    )
+    node_name: str = Field(
+        default="",
+        max_length=200,
+        description="This node's name in the directory (e.g. 深圳市); empty: the node code.",
+    )
+    gateway_url: str | None = Field(
+        default=None,
+        description="This node's public gateway URL as other nodes reach it (its directory "
+        "entry). Unset: `TONGBAN_TOKEN_ISSUER` without its `/api/identity`.",
+    )
+    directory_valid_s: int = Field(
+        default=600,
+        ge=60,
+        le=86_400,
+        description="Central node only: how long a signed directory stays valid after it was "
+        "issued (its `exp`); nodes keep working on a cached copy until then.",
     )
     access_token_ttl_s: int = Field(
         default=300,
@@ -184,3 +209,11 @@ class IdentitySettings(ServiceSettings):
                 "real one in production"
             )
         return self
+
+
+def public_gateway_url(settings: IdentitySettings) -> str:
+    """This node's gateway URL as the directory lists it."""
+    if settings.gateway_url:
+        return settings.gateway_url.rstrip("/")
+    issuer = settings.node.token_issuer
+    return issuer.removesuffix("/api/identity")

@@ -16,5 +16,6 @@ SPEC = ServiceSpec(
         "signatures": "tongban_identity.signatures.__main__:main",
         "departments": "tongban_identity.departments.__main__:main",
         "persons": "tongban_identity.persons.__main__:main",
+        "directory": "tongban_identity.nodes.__main__:main",
     },
 )

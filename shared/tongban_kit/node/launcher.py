@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -79,13 +80,27 @@ class _Child:
 class Node:
     """One node's processes. ``start`` brings it up; ``stop`` takes all of it down."""
 
-    def __init__(self, settings: LauncherSettings) -> None:
+    def __init__(
+        self,
+        settings: LauncherSettings,
+        *,
+        env: dict[str, str] | None = None,
+        port_offset: int = 0,
+        database_suffix: str = "",
+    ) -> None:
+        """``env`` is added to every service's environment (several nodes on one machine set
+        ``TONGBAN_NODE_CODE`` there), ``port_offset`` moves every service port, and
+        ``database_suffix`` names each service's database apart on a shared server."""
         self.settings = settings
+        self.env = {**os.environ, **(env or {})}
+        self.port_offset = port_offset
+        self.database_suffix = database_suffix
         self.state = settings.state_dir.resolve()
         self.logs = self.state / "logs"
         self.postgres: EmbeddedPostgres | None = None
         self.broker: EmbeddedBroker | None = None
         self.children: list[_Child] = []
+        self._restarts: dict[str, list[float]] = {}
         self.server_url = ""
         self.bootstrap = ""
 
@@ -136,9 +151,11 @@ class Node:
             if spec.database and spec.migrations:
                 url = self._database_url(spec)
                 urls[spec.name] = url
-                created = asyncio.run(ensure_database(url))
-                upgrade(spec.migrations, url)
-                _say(f"      {spec.database}: {'created, ' if created else ''}migrated")
+                with _MIGRATING:  # alembic keeps global state: one migration at a time
+                    created = asyncio.run(ensure_database(url))
+                    upgrade(spec.migrations, url)
+                name = make_url(url).database
+                _say(f"      {name}: {'created, ' if created else ''}migrated")
 
         ports = {spec.name: self._port(spec) for spec in specs}
         node_env = self._token_env(ports)
@@ -149,7 +166,7 @@ class Node:
         accounts = self._enrol_service_accounts(specs, urls)
         progress("services: starting")
         for spec in specs:
-            env = dict(os.environ)
+            env = dict(self.env)
             env.update(node_env)
             env.update(
                 {
@@ -181,7 +198,7 @@ class Node:
             self._wait_ready(child, deadline)
         gateway = next((c for c in self.children if c.spec.name == "gateway"), None)
         _say(
-            f"node {os.environ.get('TONGBAN_NODE_CODE', '440300')} is up after "
+            f"node {self.env.get('TONGBAN_NODE_CODE', '440300')} is up after "
             f"{time.monotonic() - started:.1f}s"
         )
         if gateway:
@@ -194,33 +211,36 @@ class Node:
     def supervise(self) -> None:
         """Restart a service, the embedded PostgreSQL or the embedded broker when it dies (each
         at most 5 times a minute) until asked to stop."""
-        restarts: dict[str, list[float]] = {}
-
-        def allow(name: str, log: Path) -> None:
-            now = time.monotonic()
-            restarts[name] = [t for t in restarts.get(name, []) if now - t < 60] + [now]
-            if len(restarts[name]) > 5:
-                raise RuntimeError(f"{name} keeps failing; see {log}")
-
         while not _stopping:
-            # Polling reaps a dead server, so none stays a zombie holding its lock file.
-            if self.postgres is not None and not self.postgres.is_running():
-                allow("postgres", self.logs / "postgres.log")
-                _say("PostgreSQL exited; restarting it on the same data directory and port")
-                self.postgres.stop()  # closes its log, ends backends left behind
-                self._restart_infra("PostgreSQL", self.postgres.start)
-            if self.broker is not None and not self.broker.is_running():
-                allow("broker", self.logs / "broker.log")
-                _say("the broker exited; restarting it (empty) on the same port")
-                self.broker.stop()
-                self._restart_infra("the broker", self.broker.start)
-            for child in self.children:
-                if child.process is not None and child.process.poll() is not None:
-                    code = child.process.returncode
-                    allow(child.spec.name, child.log_path)
-                    _say(f"{child.spec.name} exited with {code}; restarting")
-                    self._spawn(child)
+            self.restart_dead()
             time.sleep(0.5)
+
+    def restart_dead(self) -> None:
+        """Restart whatever of this node has exited; ``RuntimeError`` if one keeps failing."""
+        # Polling reaps a dead server, so none stays a zombie holding its lock file.
+        if self.postgres is not None and not self.postgres.is_running():
+            self._allow_restart("postgres", self.logs / "postgres.log")
+            _say("PostgreSQL exited; restarting it on the same data directory and port")
+            self.postgres.stop()  # closes its log, ends backends left behind
+            self._restart_infra("PostgreSQL", self.postgres.start)
+        if self.broker is not None and not self.broker.is_running():
+            self._allow_restart("broker", self.logs / "broker.log")
+            _say("the broker exited; restarting it (empty) on the same port")
+            self.broker.stop()
+            self._restart_infra("the broker", self.broker.start)
+        for child in self.children:
+            if child.process is not None and child.process.poll() is not None:
+                code = child.process.returncode
+                self._allow_restart(child.spec.name, child.log_path)
+                _say(f"{child.spec.name} exited with {code}; restarting")
+                self._spawn(child)
+
+    def _allow_restart(self, name: str, log: Path) -> None:
+        now = time.monotonic()
+        recent = [t for t in self._restarts.get(name, []) if now - t < 60] + [now]
+        self._restarts[name] = recent
+        if len(recent) > 5:
+            raise RuntimeError(f"{name} keeps failing; see {log}")
 
     @staticmethod
     def _restart_infra(name: str, start: Callable[[], None]) -> None:
@@ -274,7 +294,7 @@ class Node:
                 *("--service", spec.name, "--scopes", " ".join(spec.client_scopes)),
                 *("--key-file", str(key_file)),
             ]
-            env = {**os.environ, f"{owner.env_prefix}DATABASE_URL": urls[owner.name]}
+            env = {**self.env, f"{owner.env_prefix}DATABASE_URL": urls[owner.name]}
             done = subprocess.run(  # noqa: S603 - our own interpreter and arguments
                 command, env=env, capture_output=True, text=True, timeout=120, check=False
             )
@@ -291,18 +311,20 @@ class Node:
         public path to identity), unless the environment says otherwise."""
         env = {}
         host = self.settings.host
-        if "identity" in ports and "TONGBAN_JWKS_URL" not in os.environ:
+        if "identity" in ports and "TONGBAN_JWKS_URL" not in self.env:
             env["TONGBAN_JWKS_URL"] = f"http://{host}:{ports['identity']}/.well-known/jwks.json"
-        if "gateway" in ports and "TONGBAN_TOKEN_ISSUER" not in os.environ:
+        if "gateway" in ports and "TONGBAN_TOKEN_ISSUER" not in self.env:
             env["TONGBAN_TOKEN_ISSUER"] = f"http://{host}:{ports['gateway']}/api/identity"
         return env
 
     def _database_url(self, spec: ServiceSpec) -> str:
-        url = make_url(self.server_url).set(drivername="postgresql+asyncpg", database=spec.database)
+        url = make_url(self.server_url).set(
+            drivername="postgresql+asyncpg", database=f"{spec.database}{self.database_suffix}"
+        )
         return url.render_as_string(hide_password=False)
 
     def _port(self, spec: ServiceSpec) -> int:
-        return int(os.environ.get(f"{spec.env_prefix}PORT", spec.default_port))
+        return int(self.env.get(f"{spec.env_prefix}PORT", spec.default_port)) + self.port_offset
 
     def _spawn(self, child: _Child) -> None:
         if child.log is None:
@@ -353,6 +375,8 @@ class Node:
 
 
 _stopping = False
+# Several nodes may start side by side in one process (``tongban nodes up``).
+_MIGRATING = threading.Lock()
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

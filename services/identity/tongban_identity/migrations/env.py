@@ -3,6 +3,7 @@ import tongban_identity.audit.models
 import tongban_identity.departments.models
 import tongban_identity.keys.models
 import tongban_identity.legal_persons.models
+import tongban_identity.nodes.models
 import tongban_identity.pairwise.models
 import tongban_identity.persons.models
 import tongban_identity.sessions.models
