@@ -1,0 +1,266 @@
+"""National data between two nodes in one process: a regional node (440300) forwards its
+national events to the central node (100000), whose departments receive them once; the link
+can go down without losing or doubling anything; forged posts are refused and write nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tongban_exchange.main import create_app
+from tongban_exchange.models import DatasetEvent, LogEntry, NationalForward
+from tongban_exchange.routing.service import envelope
+from tongban_exchange.settings import ExchangeSettings
+from tongban_exchange.testing import (
+    USCC,
+    DirectoryServer,
+    ServedNode,
+    Tokens,
+    business_registered,
+    grant,
+)
+from tongban_kit.auth.node_keys import CENTRAL_NODE, development_node_key
+from tongban_kit.auth.node_trust import ASSERTION_HEADER, sign_assertion
+from tongban_kit.events import CloudEvent
+from tongban_kit.outbox import inbox
+from tongban_kit.settings import NodeSettings
+from tongban_kit.testing import eventually, publish_events, running_app
+
+REGION = "440300"
+
+
+def node_of(base: NodeSettings, code: str) -> NodeSettings:
+    return base.model_copy(
+        update={"node_code": code, "kafka_namespace": f"{base.kafka_namespace}-{code}"}
+    )
+
+
+@dataclass
+class Nodes:
+    directory: DirectoryServer
+    central: ServedNode
+    central_db: str
+    regional: httpx.AsyncClient
+    regional_node: NodeSettings
+    regional_db: str
+
+    def to_central(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.central.url)
+
+
+@pytest.fixture
+async def directory() -> AsyncIterator[DirectoryServer]:
+    server = DirectoryServer({CENTRAL_NODE: development_node_key(CENTRAL_NODE)})
+    server.nodes[REGION] = development_node_key(REGION)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def nodes(
+    make_database: Any, node_settings: NodeSettings, directory: DirectoryServer
+) -> AsyncIterator[Nodes]:
+    central_db = await make_database("tongban_exchange:migrations")
+    regional_db = await make_database("tongban_exchange:migrations")
+    central_settings = ExchangeSettings(
+        database_url=central_db,
+        node=node_of(node_settings, CENTRAL_NODE),
+        national_directory_url=directory.url,
+    )
+    central = ServedNode(lambda: create_app(central_settings))
+    regional_settings = ExchangeSettings(
+        database_url=regional_db,
+        node=node_of(node_settings, REGION),
+        national_directory_url=directory.url,
+        national_central_url=central.url,
+        national_backoff_initial_s=0.2,
+        national_backoff_max_s=1.0,
+    )
+    await central.start()
+    try:
+        async with running_app(create_app(regional_settings)) as regional:
+            yield Nodes(
+                directory, central, central_db, regional, regional_settings.node, regional_db
+            )
+    finally:
+        await central.stop()
+
+
+async def count(url: str, column: Any, *where: Any) -> int:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return int(await connection.scalar(select(func.count(column)).where(*where)) or 0)
+    finally:
+        await engine.dispose()
+
+
+async def pulled(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    response = await client.get("/v1/deliveries", params={"after": 0}, headers=headers)
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()["events"]
+    return events
+
+
+def structured(event: CloudEvent) -> dict[str, Any]:
+    return envelope(
+        event_id=event.id,
+        type=event.type,
+        source=event.source,
+        subject=event.subject,
+        time=event.time,
+        data=event.data,
+    )
+
+
+async def post_event(
+    client: httpx.AsyncClient, event: dict[str, Any], assertion: str | None
+) -> httpx.Response:
+    headers = {"content-type": "application/cloudevents+json"}
+    if assertion is not None:
+        headers[ASSERTION_HEADER] = assertion
+    return await client.post("/v1/national/events", content=json.dumps(event), headers=headers)
+
+
+def regional_assertion(key: ec.EllipticCurvePrivateKey | None = None, code: str = REGION) -> str:
+    key = key or development_node_key(code)
+    return sign_assertion(key, node_code=code, audience=CENTRAL_NODE)
+
+
+async def test_a_regional_national_event_reaches_a_central_department_once(
+    nodes: Nodes, as_department: Tokens
+) -> None:
+    tax = as_department("tax")
+    async with nodes.to_central() as central:
+        await grant(central, tax, fields=["uscc", "name"])
+        event = business_registered()
+        # Kafka redelivers it at the regional node, and the forward is repeated by hand
+        # (as after an answer lost on the way back): central takes it once.
+        await publish_events(nodes.regional_node, event, times=2)
+        events = await eventually(lambda: pulled(central, tax), lambda seen: len(seen) >= 1)
+        again = await post_event(central, structured(event), regional_assertion())
+        assert again.status_code == 202, again.text
+        assert again.json() == {"event_id": event.id, "status": "duplicate"}
+        await eventually(
+            lambda: count(
+                nodes.regional_db, NationalForward.seq, NationalForward.status == "forwarded"
+            ),
+            lambda n: n == 1,
+        )
+        events = await pulled(central, tax)
+
+    assert [e["id"] for e in events] == [event.id]
+    assert events[0]["data"] == {"uscc": USCC, "name": event.data["name"]}
+    assert events[0]["source"] == f"/nodes/{REGION}/registration"
+    # Central's log: one arrival from the regional node and one delivery; the regional log
+    # has the forward.
+    assert await count(nodes.central_db, LogEntry.seq, LogEntry.kind == "arrival") == 1
+    assert await count(nodes.central_db, LogEntry.seq, LogEntry.sender == f"node:{REGION}") == 1
+    assert await count(nodes.central_db, LogEntry.seq, LogEntry.kind == "delivery") == 1
+    assert await count(nodes.regional_db, LogEntry.seq, LogEntry.kind == "forward") == 1
+
+
+async def test_events_queue_while_central_is_down_and_arrive_in_order_after(
+    nodes: Nodes, as_department: Tokens, as_operator: dict[str, str]
+) -> None:
+    tax = as_department("tax")
+    async with nodes.to_central() as central:
+        await grant(central, tax, fields=["uscc", "name"])
+    await nodes.central.stop()  # the link to central is down
+
+    sent = [business_registered(name=f"深圳市第{i}号科技有限公司") for i in range(5)]
+    await publish_events(nodes.regional_node, *sent)
+
+    async def queue() -> dict[str, Any]:
+        response = await nodes.regional.get("/v1/national/forwards", headers=as_operator)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    waiting = await eventually(
+        queue,
+        lambda q: q["counts"].get("pending") == 5 and q["forwards"][-1]["attempts"] >= 2,
+    )
+    assert waiting["oldest_pending_at"] is not None
+    assert "Error" in (waiting["forwards"][-1]["last_error"] or "")
+    metrics = (await nodes.regional.get("/metrics")).text
+    assert "tongban_exchange_national_pending 5.0" in metrics
+
+    await nodes.central.start()  # the link is back
+    async with nodes.to_central() as central:
+        events = await eventually(lambda: pulled(central, tax), lambda seen: len(seen) >= 5)
+        done = await eventually(queue, lambda q: q["counts"] == {"forwarded": 5})
+        assert done["oldest_pending_at"] is None
+        events = await pulled(central, tax)
+    # Nothing lost, nothing doubled, in the order they were accepted (one subject).
+    assert [e["id"] for e in events] == [e.id for e in sent]
+    assert await count(nodes.central_db, inbox.c.event_id) == 5
+
+
+async def test_forged_or_unknown_node_posts_are_refused_and_write_nothing(
+    nodes: Nodes,
+) -> None:
+    event = structured(business_registered())
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    async with nodes.to_central() as central:
+        refused = [
+            await post_event(central, event, None),
+            await post_event(central, event, "not-a-jwt"),
+            await post_event(central, event, regional_assertion(stranger)),  # wrong key
+            await post_event(central, event, regional_assertion(code="450000")),  # not enrolled
+            await post_event(
+                central,
+                event,
+                sign_assertion(development_node_key(REGION), node_code=REGION, audience=REGION),
+            ),  # meant for another node
+        ]
+        for response in refused:
+            assert response.status_code == 401, response.text
+            assert response.headers["content-type"].startswith("application/problem+json")
+        # The regional node may not forward events of another node as its own.
+        other = {**event, "source": "/nodes/310000/registration"}
+        assert (await post_event(central, other, regional_assertion())).status_code == 403
+        # A node-scoped dataset is not national.
+        local = structured(
+            CloudEvent.new(
+                "gov.tongban.registration.application.submitted.v1",
+                source=f"/nodes/{REGION}/registration",
+                subject="x",
+                data={},
+            )
+        )
+        assert (await post_event(central, local, regional_assertion())).status_code == 422
+        # A replayed assertion: the first use is fine, the second refused.
+        assertion = regional_assertion()
+        garbage = await post_event(central, {"specversion": "1.0"}, assertion)
+        assert garbage.status_code == 422, garbage.text
+        replay = await post_event(central, event, assertion)
+        assert replay.status_code == 401, replay.text
+        assert "replay" in replay.json()["detail"]
+
+    for column in (inbox.c.event_id, LogEntry.seq, DatasetEvent.seq):
+        assert await count(nodes.central_db, column) == 0
+
+
+async def test_a_node_without_national_exchange_answers_404(exchange: httpx.AsyncClient) -> None:
+    response = await post_event(exchange, structured(business_registered()), regional_assertion())
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_regional_node_takes_no_national_events(nodes: Nodes) -> None:
+    response = await post_event(
+        nodes.regional, structured(business_registered()), regional_assertion()
+    )
+    assert response.status_code == 404

@@ -1,0 +1,67 @@
+"""SQL of the national forwards (the outbox of the link to central)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tongban_exchange.models import NationalForward
+
+#: pg_advisory_xact_lock key of the forwarder ("tbnat"): one sender at a time keeps the order.
+FORWARD_LOCK = 0x74626E6174
+
+
+async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        statement = insert(NationalForward).values(list(rows))
+        await session.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]))
+
+
+async def take_lock(session: AsyncSession) -> bool:
+    """The forwarder's lock for this transaction, or False if another replica holds it."""
+    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(FORWARD_LOCK))))
+
+
+async def pending(session: AsyncSession, limit: int) -> list[NationalForward]:
+    """The oldest pending forwards, in order."""
+    rows = await session.scalars(
+        select(NationalForward)
+        .where(NationalForward.status == "pending")
+        .order_by(NationalForward.seq)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def mark(session: AsyncSession, seq: int, **values: Any) -> None:
+    await session.execute(
+        update(NationalForward).where(NationalForward.seq == seq).values(**values)
+    )
+
+
+async def summary(session: AsyncSession) -> dict[str, Any]:
+    """Counts per status and the oldest pending forward's creation time."""
+    counts = {
+        status: count
+        for status, count in (
+            await session.execute(
+                select(NationalForward.status, func.count()).group_by(NationalForward.status)
+            )
+        ).all()
+    }
+    oldest: datetime | None = await session.scalar(
+        select(func.min(NationalForward.created_at)).where(NationalForward.status == "pending")
+    )
+    return {"counts": counts, "oldest_pending_at": oldest}
+
+
+async def recent(session: AsyncSession, *, status: str | None, limit: int) -> list[NationalForward]:
+    statement = select(NationalForward).order_by(NationalForward.seq.desc()).limit(limit)
+    if status is not None:
+        statement = statement.where(NationalForward.status == status)
+    return list(await session.scalars(statement))
