@@ -33,7 +33,8 @@ ALL_SCOPES = "exchange:subscribe exchange:approve exchange:publish exchange:quer
 Tokens = Callable[..., dict[str, str]]
 
 
-def business_registered(**overrides: Any) -> CloudEvent:
+def business_registered(*, node: str = "440300", **overrides: Any) -> CloudEvent:
+    """A valid business-registered event of ``node``; ``overrides`` replace data fields."""
     data: dict[str, Any] = {
         "business_id": "6f1c1e57-5f6b-4a43-9b11-111111111111",
         "uscc": USCC,
@@ -44,7 +45,7 @@ def business_registered(**overrides: Any) -> CloudEvent:
     }
     data.update(overrides)
     return CloudEvent.new(
-        BUSINESS_REGISTERED, source="/nodes/440300/registration", subject=USCC, data=data
+        BUSINESS_REGISTERED, source=f"/nodes/{node}/registration", subject=data["uscc"], data=data
     )
 
 
