@@ -1,7 +1,8 @@
 """National data across three nodes in one process: the central node's identity keeps the
 real directory (two regional nodes enrol with one-time tokens), and a tax department at the
 central node receives the business-registered events of both regional nodes by webhook, each
-exactly once, although Kafka redelivers them at their nodes."""
+exactly once, although Kafka redelivers them at their nodes. Shenzhen reaches central through
+central's gateway, found in the directory; Shanghai is pointed at central's data-exchange."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,16 +23,20 @@ from standardwebhooks import Webhook
 from tongban_exchange.main import create_app as create_exchange
 from tongban_exchange.settings import ExchangeSettings
 from tongban_exchange.testing import (
+    ServedNode,
     Tokens,
     WebhookReceiver,
     business_registered,
     grant,
 )
+from tongban_gateway.main import create_app as create_gateway
+from tongban_gateway.settings import GatewaySettings
 from tongban_identity.main import create_app as create_identity
 from tongban_identity.settings import IdentitySettings
 from tongban_kit.auth.node_keys import CENTRAL_NODE, development_node_key, public_jwk
 from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.identifiers import generate_uscc
+from tongban_kit.infra import free_port
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import eventually, publish_events, running_app, serving_app
 
@@ -74,16 +80,29 @@ def as_department(token_issuer: LocalIssuer) -> Tokens:
     return headers
 
 
+@dataclass
+class Central:
+    identity_url: str
+    gateway_port: int  # central's gateway, as the directory names it (started by the test)
+
+    @property
+    def directory_url(self) -> str:
+        return f"{self.identity_url}/.well-known/tongban-directory.jwt"
+
+
 @pytest.fixture
-async def directory_url(make_database: Any, node_settings: NodeSettings) -> AsyncIterator[str]:
+async def central_identity(
+    make_database: Any, node_settings: NodeSettings
+) -> AsyncIterator[Central]:
     """Central's identity, serving the signed directory both regional nodes enrolled in."""
     database = await make_database("tongban_identity:migrations")
+    gateway_port = free_port()
     settings = IdentitySettings(
         database_url=database,
         node=node_of(node_settings, CENTRAL_NODE),
         run_workers=False,
         node_name="中央",
-        gateway_url="http://127.0.0.1:9",
+        gateway_url=f"http://127.0.0.1:{gateway_port}",
     )
     async with serving_app(create_identity(settings)) as url:
         async with httpx.AsyncClient(base_url=url) as identity:
@@ -101,7 +120,7 @@ async def directory_url(make_database: Any, node_settings: NodeSettings) -> Asyn
                     },
                 )
                 assert enrolled.status_code == 201, enrolled.text
-        yield f"{url}/.well-known/tongban-directory.jwt"
+        yield Central(url, gateway_port)
 
 
 @pytest.fixture
@@ -117,14 +136,14 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
 async def test_a_central_tax_department_receives_both_regions_events_once(
     make_database: Any,
     node_settings: NodeSettings,
-    directory_url: str,
+    central_identity: Central,
     as_department: Tokens,
     receiver: WebhookReceiver,
 ) -> None:
     central_settings = ExchangeSettings(
         database_url=await make_database("tongban_exchange:migrations"),
         node=node_of(node_settings, CENTRAL_NODE),
-        national_directory_url=directory_url,
+        national_directory_url=central_identity.directory_url,
         webhook_backoff_initial_s=0.2,
     )
     sent = {
@@ -140,6 +159,20 @@ async def test_a_central_tax_department_receives_both_regions_events_once(
             serving_app(create_exchange(central_settings))
         )
         central = await stack.enter_async_context(httpx.AsyncClient(base_url=central_url))
+        gateway = ServedNode(
+            lambda: create_gateway(
+                GatewaySettings(
+                    node=node_of(node_settings, CENTRAL_NODE),
+                    identity_url=central_identity.identity_url,
+                    registration_url="http://127.0.0.1:9",
+                    exchange_url=central_url,
+                    directory_url=central_identity.directory_url,
+                )
+            ),
+            port=central_identity.gateway_port,
+        )
+        await gateway.start()
+        stack.push_async_callback(gateway.stop)
         tax = await grant(
             central,
             as_department("tax"),
@@ -151,8 +184,10 @@ async def test_a_central_tax_department_receives_both_regions_events_once(
             settings = ExchangeSettings(
                 database_url=await make_database("tongban_exchange:migrations"),
                 node=node_of(node_settings, code),
-                national_directory_url=directory_url,
-                national_central_url=central_url,
+                national_directory_url=central_identity.directory_url,
+                # Shenzhen finds central's gateway in the directory; Shanghai is told where
+                # central's data-exchange is.
+                national_central_url=None if code == "440300" else central_url,
             )
             await stack.enter_async_context(running_app(create_exchange(settings)))
             # The regional registration's event; Kafka delivers it twice.
