@@ -7,16 +7,18 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tongban_exchange.main import create_app
 from tongban_exchange.models import DatasetEvent, LogEntry, NationalForward
+from tongban_exchange.national import repository
 from tongban_exchange.routing.service import envelope
 from tongban_exchange.settings import ExchangeSettings
 from tongban_exchange.testing import (
@@ -206,6 +208,17 @@ async def test_events_queue_while_central_is_down_and_arrive_in_order_after(
     # Nothing lost, nothing doubled, in the order they were accepted (one subject).
     assert [e["id"] for e in events] == [e.id for e in sent]
     assert await count(nodes.central_db, inbox.c.event_id) == 5
+
+    # Forwards central took are forgotten after the retention; the rest stay.
+    engine = create_async_engine(nodes.regional_db)
+    try:
+        async with engine.begin() as connection:
+            session = AsyncSession(bind=connection)
+            later = datetime.now(UTC) + timedelta(seconds=5)
+            assert await repository.prune(session, before=later) == 5
+    finally:
+        await engine.dispose()
+    assert (await queue())["counts"] == {}
 
 
 async def test_forged_or_unknown_node_posts_are_refused_and_write_nothing(

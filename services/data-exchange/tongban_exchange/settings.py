@@ -88,6 +88,12 @@ class ExchangeSettings(ServiceSettings):
     national_backoff_max_s: float = Field(
         default=300.0, gt=0, description="Longest wait between two forwards to central."
     )
+    national_retention_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="How long a national event central took stays in `national_forwards` "
+        "(pending and refused ones stay until dealt with).",
+    )
 
     @field_validator("data_keys")
     @classmethod

@@ -66,9 +66,17 @@ class Forwarder:
         self.link = link
 
     async def run(self) -> None:
-        interval = self.exchange.settings.national_interval_s
+        settings = self.exchange.settings
+        interval = settings.national_interval_s
+        retention = timedelta(hours=settings.national_retention_hours)
+        pruned_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                if loop.time() - pruned_at > 60:
+                    pruned_at = loop.time()
+                    async with self.sessionmaker() as session, session.begin():
+                        await repository.prune(session, before=datetime.now(UTC) - retention)
                 sent = await self.forward_once()
             except asyncio.CancelledError:
                 raise
@@ -146,10 +154,9 @@ class Forwarder:
         return min(delay, settings.national_backoff_max_s)
 
     async def _observe(self, session: AsyncSession) -> None:
-        summary = await repository.summary(session)
+        pending, oldest = await repository.backlog(session)
         metrics = self.exchange.metrics
-        metrics.national_pending.set(summary["counts"].get("pending", 0))
-        oldest = summary["oldest_pending_at"]
+        metrics.national_pending.set(pending)
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         metrics.national_oldest_pending.set(max(age, 0.0))
 

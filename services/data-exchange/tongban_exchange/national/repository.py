@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,8 +44,31 @@ async def mark(session: AsyncSession, seq: int, **values: Any) -> None:
     )
 
 
+async def backlog(session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many forwards are pending and when the oldest was queued (the partial index)."""
+    pending_only = NationalForward.status == "pending"
+    count = await session.scalar(select(func.count()).where(pending_only))
+    oldest: datetime | None = await session.scalar(
+        select(NationalForward.created_at)
+        .where(pending_only)
+        .order_by(NationalForward.seq)
+        .limit(1)
+    )
+    return int(count or 0), oldest
+
+
+async def prune(session: AsyncSession, *, before: datetime) -> int:
+    """Forget forwards central took before ``before`` (pending and refused ones stay)."""
+    result = await session.execute(
+        delete(NationalForward).where(
+            NationalForward.status == "forwarded", NationalForward.forwarded_at < before
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def summary(session: AsyncSession) -> dict[str, Any]:
-    """Counts per status and the oldest pending forward's creation time."""
+    """Counts per status and the oldest pending forward's creation time (the admin view)."""
     counts = {
         status: count
         for status, count in (
