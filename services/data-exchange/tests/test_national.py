@@ -135,9 +135,16 @@ async def post_event(
     return await client.post("/v1/national/events", content=json.dumps(event), headers=headers)
 
 
-def regional_assertion(key: ec.EllipticCurvePrivateKey | None = None, code: str = REGION) -> str:
+def regional_assertion(
+    event: dict[str, Any],
+    key: ec.EllipticCurvePrivateKey | None = None,
+    code: str = REGION,
+    audience: str = CENTRAL_NODE,
+) -> str:
+    """The assertion the regional forwarder sends with ``event``."""
     key = key or development_node_key(code)
-    return sign_assertion(key, node_code=code, audience=CENTRAL_NODE)
+    extra = {"tongban_event": event.get("id")}
+    return sign_assertion(key, node_code=code, audience=audience, extra=extra)
 
 
 async def test_a_regional_national_event_reaches_a_central_department_once(
@@ -151,7 +158,8 @@ async def test_a_regional_national_event_reaches_a_central_department_once(
         # (as after an answer lost on the way back): central takes it once.
         await publish_events(nodes.regional_node, event, times=2)
         events = await eventually(lambda: pulled(central, tax), lambda seen: len(seen) >= 1)
-        again = await post_event(central, structured(event), regional_assertion())
+        repeated = structured(event)
+        again = await post_event(central, repeated, regional_assertion(repeated))
         assert again.status_code == 202, again.text
         assert again.json() == {"event_id": event.id, "status": "duplicate"}
         await eventually(
@@ -230,20 +238,29 @@ async def test_forged_or_unknown_node_posts_are_refused_and_write_nothing(
         refused = [
             await post_event(central, event, None),
             await post_event(central, event, "not-a-jwt"),
-            await post_event(central, event, regional_assertion(stranger)),  # wrong key
-            await post_event(central, event, regional_assertion(code="450000")),  # not enrolled
+            await post_event(central, event, regional_assertion(event, stranger)),  # wrong key
+            await post_event(central, event, regional_assertion(event, code="450000")),  # unknown
+            await post_event(central, event, regional_assertion(event, audience=REGION)),
+            # signed for another event (or for none: the gateway's assertions of proxied
+            # requests carry no event)
+            await post_event(central, event, regional_assertion({"id": "another"})),
             await post_event(
                 central,
                 event,
-                sign_assertion(development_node_key(REGION), node_code=REGION, audience=REGION),
-            ),  # meant for another node
+                sign_assertion(development_node_key(REGION), node_code=REGION, audience="100000"),
+            ),
         ]
         for response in refused:
             assert response.status_code == 401, response.text
             assert response.headers["content-type"].startswith("application/problem+json")
         # The regional node may not forward events of another node as its own.
         other = {**event, "source": "/nodes/310000/registration"}
-        assert (await post_event(central, other, regional_assertion())).status_code == 403
+        assertion = regional_assertion(other)
+        assert (await post_event(central, other, assertion)).status_code == 403
+        # The same assertion again: a replay.
+        replay = await post_event(central, other, assertion)
+        assert replay.status_code == 401, replay.text
+        assert "replay" in replay.json()["detail"]
         # A node-scoped dataset is not national.
         local = structured(
             CloudEvent.new(
@@ -253,27 +270,22 @@ async def test_forged_or_unknown_node_posts_are_refused_and_write_nothing(
                 data={},
             )
         )
-        assert (await post_event(central, local, regional_assertion())).status_code == 422
-        # A replayed assertion: the first use is fine, the second refused.
-        assertion = regional_assertion()
-        garbage = await post_event(central, {"specversion": "1.0"}, assertion)
+        assert (await post_event(central, local, regional_assertion(local))).status_code == 422
+        garbage = await post_event(central, {"specversion": "1.0"}, regional_assertion(event))
         assert garbage.status_code == 422, garbage.text
-        replay = await post_event(central, event, assertion)
-        assert replay.status_code == 401, replay.text
-        assert "replay" in replay.json()["detail"]
 
     for column in (inbox.c.event_id, LogEntry.seq, DatasetEvent.seq):
         assert await count(nodes.central_db, column) == 0
 
 
 async def test_a_node_without_national_exchange_answers_404(exchange: httpx.AsyncClient) -> None:
-    response = await post_event(exchange, structured(business_registered()), regional_assertion())
+    event = structured(business_registered())
+    response = await post_event(exchange, event, regional_assertion(event))
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_a_regional_node_takes_no_national_events(nodes: Nodes) -> None:
-    response = await post_event(
-        nodes.regional, structured(business_registered()), regional_assertion()
-    )
+    event = structured(business_registered())
+    response = await post_event(nodes.regional, event, regional_assertion(event))
     assert response.status_code == 404

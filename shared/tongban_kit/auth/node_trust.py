@@ -127,11 +127,19 @@ def read_directory(document: str, anchor: dict[str, ec.EllipticCurvePublicKey]) 
     return NodeDirectory(int(claims["iat"]), int(claims["exp"]), nodes)
 
 
-def sign_assertion(key: ec.EllipticCurvePrivateKey, *, node_code: str, audience: str) -> str:
-    """A fresh assertion of node ``node_code`` for node ``audience`` (a minute of validity)."""
+def sign_assertion(
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    node_code: str,
+    audience: str,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """A fresh assertion of node ``node_code`` for node ``audience`` (a minute of validity);
+    ``extra`` claims bind it to what it is sent with (data-exchange: the event id)."""
     now = int(time.time())
     issuer = node_identifier(node_code)
     claims: dict[str, Any] = {
+        **(extra or {}),
         "iss": issuer,
         "sub": issuer,
         "aud": node_identifier(audience),
@@ -162,8 +170,9 @@ class ReplayGuard:
 
 def verify_assertion(
     assertion: str, directory: NodeDirectory, *, own_code: str, replays: ReplayGuard
-) -> str:
-    """The code of the node that sent ``assertion``; ``AssertionProblem`` otherwise."""
+) -> tuple[str, dict[str, Any]]:
+    """The code of the node that sent ``assertion`` and its claims; ``AssertionProblem``
+    otherwise."""
     try:
         header = jwt.get_unverified_header(assertion)
         unverified = jwt.decode(assertion, options={"verify_signature": False})
@@ -197,4 +206,4 @@ def verify_assertion(
     if claims["sub"] != issuer or claims["exp"] - claims["iat"] > _MAX_LIFETIME_S:
         raise AssertionProblem("The node assertion's subject or lifetime is not allowed.")
     replays.spend(f"{code}:{claims['jti']}", float(claims["exp"]) + _LEEWAY_S)
-    return code
+    return code, claims

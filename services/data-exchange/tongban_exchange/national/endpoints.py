@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 
 from tongban_exchange.national import repository, service
-from tongban_exchange.national.link import CentralLink, NationalOff
+from tongban_exchange.national.link import AssertionRefused, CentralLink, NationalOff
 from tongban_exchange.national.schemas import (
     ForwardOut,
     ForwardsOut,
@@ -50,8 +50,9 @@ async def receive(request: Request, session: SessionDep) -> NationalAccepted:
     """Take in a national event forwarded by another node (the central node only).
 
     Access: nodes of the directory, by a node assertion (RFC 7523, header
-    `Tongban-Node-Assertion`, audience this node) signed with a key the directory lists for
-    the sending node; the event's `source` must be that node's. 404 where national exchange
+    `Tongban-Node-Assertion`, audience this node, claim `tongban_event` the event's id) signed
+    with a key the directory lists for the sending node; the event's `source` must be that
+    node's. 404 where national exchange
     is not configured or this is not the central node; 401 for a missing, forged, expired,
     replayed or unknown node's assertion; 422 for an event that is not of a national dataset
     or does not validate. A second arrival of the same event id is a `duplicate` and changes
@@ -60,7 +61,9 @@ async def receive(request: Request, session: SessionDep) -> NationalAccepted:
     link = _link(request)
     if link is None or not link.is_central:
         raise NationalOff("National events are taken in by the central node only.")
-    from_node = link.verify(request.headers.get(ASSERTION_HEADER))
+    assertion = request.headers.get(ASSERTION_HEADER)
+    if not assertion:
+        raise AssertionRefused("A node assertion (Tongban-Node-Assertion) is required.")
     raw = await request.body()
     if len(raw) > _MAX_BODY:
         raise PayloadTooLarge("A national event is at most 1 MiB.")
@@ -72,6 +75,7 @@ async def receive(request: Request, session: SessionDep) -> NationalAccepted:
             for error in exc.errors()[:5]
         )
         raise service.InvalidNationalEvent(f"Not a CloudEvent: {problems}") from None
+    from_node = link.verify(assertion, body.id)
     exchange = request.app.state.exchange
     new = await service.accept(session, exchange, body=body, from_node=from_node)
     exchange.metrics.national_received.labels(from_node, "accepted" if new else "duplicate").inc()

@@ -137,7 +137,7 @@ class Forwarder:
                 url,
                 content=json.dumps(event, ensure_ascii=False).encode(),
                 headers={
-                    ASSERTION_HEADER: self.link.assertion(),
+                    ASSERTION_HEADER: self.link.assertion(event["id"]),
                     "content-type": "application/cloudevents+json",
                 },
             )

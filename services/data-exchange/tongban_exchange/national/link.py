@@ -36,7 +36,10 @@ from tongban_kit.auth.node_trust import (
 )
 from tongban_kit.errors import NotFound, ServiceUnavailable, TongbanError
 
-__all__ = ["AssertionRefused", "CentralLink", "NationalOff"]
+__all__ = ["EVENT_CLAIM", "AssertionRefused", "CentralLink", "NationalOff"]
+
+#: The claim of a forward's assertion that names the event it carries.
+EVENT_CLAIM = "tongban_event"
 
 logger = logging.getLogger("tongban.exchange.national")
 
@@ -129,20 +132,25 @@ class CentralLink:
             raise ServiceUnavailable("The directory lists no active central node.")
         return f"{entry.gateway_url}/api/exchange"
 
-    def assertion(self) -> str:
-        """This node's assertion for the central node."""
-        return sign_assertion(self.key, node_code=self.own, audience=CENTRAL_NODE)
+    def assertion(self, event_id: str) -> str:
+        """This node's assertion for the central node, bound to the event it carries."""
+        return sign_assertion(
+            self.key, node_code=self.own, audience=CENTRAL_NODE, extra={EVENT_CLAIM: event_id}
+        )
 
-    def verify(self, assertion: str | None) -> str:
-        """The code of the node that sent ``assertion`` (401 problem when it does not hold)."""
-        if not assertion:
-            raise AssertionRefused("A node assertion (Tongban-Node-Assertion) is required.")
+    def verify(self, assertion: str, event_id: str) -> str:
+        """The code of the node that sent ``assertion`` with event ``event_id`` (401 problem
+        when it does not hold, or names another event: an assertion the gateway made for a
+        proxied request, or one taken from another forward, carries no event here)."""
         try:
-            return verify_assertion(
+            code, claims = verify_assertion(
                 assertion, self.directory(), own_code=self.own, replays=self.replays
             )
         except AssertionProblem as exc:
             raise AssertionRefused(str(exc)) from None
+        if claims.get(EVENT_CLAIM) != event_id:
+            raise AssertionRefused(f"The node assertion is not for event {event_id[:64]!r}.")
+        return code
 
     def details(self) -> dict[str, Any]:
         copy = self.copy
