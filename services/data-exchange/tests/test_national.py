@@ -4,6 +4,7 @@ can go down without losing or doubling anything; forged posts are refused and wr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ async def nodes(
         database_url=central_db,
         node=node_of(node_settings, CENTRAL_NODE),
         national_directory_url=directory.url,
+        national_refresh_s=0.3,
     )
     central = ServedNode(lambda: create_app(central_settings))
     regional_settings = ExchangeSettings(
@@ -227,6 +229,35 @@ async def test_events_queue_while_central_is_down_and_arrive_in_order_after(
     finally:
         await engine.dispose()
     assert (await queue())["counts"] == {}
+
+
+async def test_a_node_central_does_not_know_yet_waits_and_is_taken_once_enrolled(
+    nodes: Nodes, as_department: Tokens, as_operator: dict[str, str]
+) -> None:
+    tax = as_department("tax")
+    async with nodes.to_central() as central:
+        await grant(central, tax, fields=["uscc"])
+        del nodes.directory.nodes[REGION]  # not (yet) in the directory central follows
+        await asyncio.sleep(1.0)  # central refreshes every 0.3 s
+        event = business_registered()
+        await publish_events(nodes.regional_node, event)
+
+        async def queue() -> dict[str, Any]:
+            response = await nodes.regional.get(
+                "/v1/national/forwards", params={"status": "pending"}, headers=as_operator
+            )
+            body: dict[str, Any] = response.json()
+            return body
+
+        waiting = await eventually(
+            queue, lambda q: bool(q["forwards"]) and q["forwards"][0]["attempts"] >= 2
+        )
+        assert "401" in waiting["forwards"][0]["last_error"]
+        assert await pulled(central, tax) == []
+
+        nodes.directory.nodes[REGION] = development_node_key(REGION)  # enrolled
+        events = await eventually(lambda: pulled(central, tax), lambda seen: len(seen) >= 1)
+    assert [e["id"] for e in events] == [event.id]
 
 
 async def test_forged_or_unknown_node_posts_are_refused_and_write_nothing(
