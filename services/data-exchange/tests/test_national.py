@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tongban_exchange.main import create_app
-from tongban_exchange.models import DatasetEvent, LogEntry, NationalForward
+from tongban_exchange.models import Dataset, DatasetEvent, LogEntry, NationalForward
 from tongban_exchange.national import repository
 from tongban_exchange.routing.service import envelope
 from tongban_exchange.settings import ExchangeSettings
@@ -258,6 +259,46 @@ async def test_a_node_central_does_not_know_yet_waits_and_is_taken_once_enrolled
         nodes.directory.nodes[REGION] = development_node_key(REGION)  # enrolled
         events = await eventually(lambda: pulled(central, tax), lambda seen: len(seen) >= 1)
     assert [e["id"] for e in events] == [event.id]
+
+
+async def test_an_event_central_refuses_for_good_is_set_aside_and_the_queue_moves_on(
+    nodes: Nodes, as_department: Tokens, as_operator: dict[str, str]
+) -> None:
+    tax = as_department("tax")
+    async with nodes.to_central() as central:
+        await grant(central, tax, fields=["uscc"])
+        revoked = "gov.tongban.registration.business.revoked.v1"
+        engine = create_async_engine(nodes.central_db)
+        try:  # central's catalogue disagrees: there, revocations are not national
+            async with engine.begin() as connection:
+                await connection.execute(
+                    update(Dataset).where(Dataset.name == revoked).values(scope="node")
+                )
+        finally:
+            await engine.dispose()
+        refused = CloudEvent.new(
+            revoked,
+            source=f"/nodes/{REGION}/registration",
+            subject=USCC,
+            data={
+                "business_id": str(uuid.uuid4()),
+                "uscc": USCC,
+                "reason": "虚假登记",
+                "revoked_at": "2026-12-01T10:00:00+00:00",
+                "revoked_by": "officer-1",
+            },
+        )
+        taken = business_registered()
+        await publish_events(nodes.regional_node, refused, taken)
+        events = await eventually(lambda: pulled(central, tax), lambda seen: len(seen) >= 1)
+
+    assert [e["id"] for e in events] == [taken.id]
+    response = await nodes.regional.get(
+        "/v1/national/forwards", params={"status": "refused"}, headers=as_operator
+    )
+    (row,) = response.json()["forwards"]
+    assert (row["event_id"], row["status"]) == (refused.id, "refused")
+    assert "422" in row["last_error"]
 
 
 async def test_forged_or_unknown_node_posts_are_refused_and_write_nothing(
