@@ -6,7 +6,7 @@ here. While the link is down (no answer, a 5xx, a 401 while central's directory 
 know this node yet, a 404 while central's national exchange is off) the first pending event
 waits with backoff (``national_backoff_initial_s`` doubling up to ``national_backoff_max_s``)
 and every later one waits behind it: nothing is lost, the order holds. An event central
-refuses for good (400, 403, 422: it does not validate there) is marked ``refused`` with the
+refuses for good (400, 403, 413, 422: it does not validate there) is marked ``refused`` with the
 reason and the queue moves on. Central deduplicates by event id, so a forward repeated after a
 lost answer changes nothing there. One replica forwards at a time (an advisory lock).
 """
@@ -35,7 +35,7 @@ __all__ = ["Forwarder", "forward_context", "queued"]
 logger = logging.getLogger("tongban.exchange.national")
 
 _BATCH = 50
-_REFUSED = frozenset({400, 403, 422})
+_REFUSED = frozenset({400, 403, 413, 422})
 
 
 def forward_context(event_id: str) -> str:
