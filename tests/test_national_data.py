@@ -1,8 +1,10 @@
 """National data across three nodes in one process: the central node's identity keeps the
-real directory (two regional nodes enrol with one-time tokens), and a tax department at the
-central node receives the business-registered events of both regional nodes by webhook, each
-exactly once, although Kafka redelivers them at their nodes. Shenzhen reaches central through
-central's gateway, found in the directory; Shanghai is pointed at central's data-exchange."""
+real directory (two regional nodes enrol with one-time tokens); a tax department at the
+central node receives the business-registered events of both regional nodes by webhook, and a
+statistics department at 310000 those of both nodes by pull (440300's through central's
+feed), each exactly once, although Kafka redelivers them at their nodes. Shenzhen reaches
+central through central's gateway, found in the directory; Shanghai is pointed at central's
+data-exchange."""
 
 from __future__ import annotations
 
@@ -133,7 +135,7 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
         await hook.stop()
 
 
-async def test_a_central_tax_department_receives_both_regions_events_once(
+async def test_departments_at_central_and_at_a_region_receive_both_regions_events_once(
     make_database: Any,
     node_settings: NodeSettings,
     central_identity: Central,
@@ -180,6 +182,7 @@ async def test_a_central_tax_department_receives_both_regions_events_once(
             mode="webhook",
             url=receiver.url,
         )
+        regional: dict[str, tuple[NodeSettings, httpx.AsyncClient]] = {}
         for code in REGIONS:
             settings = ExchangeSettings(
                 database_url=await make_database("tongban_exchange:migrations"),
@@ -189,13 +192,25 @@ async def test_a_central_tax_department_receives_both_regions_events_once(
                 # central's data-exchange is.
                 national_central_url=None if code == "440300" else central_url,
             )
-            await stack.enter_async_context(running_app(create_exchange(settings)))
+            client = await stack.enter_async_context(running_app(create_exchange(settings)))
+            regional[code] = (settings.node, client)
+        # Shanghai's statistics bureau pulls business registrations: its own node's and,
+        # through central's feed, the other nodes' national ones.
+        shanghai = regional["310000"][1]
+        statistics = as_department("statistics")
+        await grant(shanghai, statistics, fields=["uscc"])
+        for code in REGIONS:
             # The regional registration's event; Kafka delivers it twice.
-            await publish_events(settings.node, sent[code], times=2)
+            await publish_events(regional[code][0], sent[code], times=2)
 
         await eventually(lambda: _count(receiver), lambda n: n >= 2, timeout=30)
-        await asyncio.sleep(1.5)  # room for a wrong second delivery
+        seen_in_shanghai = await eventually(
+            lambda: _pulled(shanghai, statistics), lambda seen: len(seen) >= 2, timeout=30
+        )
+        await asyncio.sleep(3)  # room for a wrong second delivery
+        seen_in_shanghai = await _pulled(shanghai, statistics)
 
+    assert sorted(seen_in_shanghai) == sorted(e.id for e in sent.values())
     bodies = [json.loads(body) for _, body in receiver.received]
     secret = tax["webhook_secret"]
     for headers, body in receiver.received:
@@ -209,6 +224,12 @@ async def test_a_central_tax_department_receives_both_regions_events_once(
             "name": event.data["name"],
             "division_code": code[:4] + "05",
         }
+
+
+async def _pulled(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    response = await client.get("/v1/deliveries", params={"after": 0}, headers=headers)
+    assert response.status_code == 200, response.text
+    return [event["id"] for event in response.json()["events"]]
 
 
 async def _count(receiver: WebhookReceiver) -> int:

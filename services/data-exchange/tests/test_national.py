@@ -301,6 +301,50 @@ async def test_an_event_central_refuses_for_good_is_set_aside_and_the_queue_move
     assert "422" in row["last_error"]
 
 
+async def test_a_regional_department_receives_other_nodes_national_events_from_central(
+    nodes: Nodes, node_settings: NodeSettings, as_department: Tokens, as_operator: dict[str, str]
+) -> None:
+    tax = as_department("tax")
+    await grant(nodes.regional, tax, fields=["uscc", "name"])
+    own = business_registered()
+    central_event = business_registered(
+        node=CENTRAL_NODE, uscc="91100000MA00000000", division_code="110105"
+    )
+    await publish_events(nodes.regional_node, own, times=2)
+    await publish_events(node_of(node_settings, CENTRAL_NODE), central_event)
+
+    events = await eventually(
+        lambda: pulled(nodes.regional, tax), lambda seen: len(seen) >= 2, timeout=20
+    )
+    await asyncio.sleep(2.5)  # own event forwarded and in central's feed by now: not back
+    events = await pulled(nodes.regional, tax)
+
+    assert sorted(e["id"] for e in events) == sorted([own.id, central_event.id])
+    assert await count(nodes.regional_db, LogEntry.seq, LogEntry.sender == "node:100000") == 1
+    response = await nodes.regional.get("/v1/national/forwards", headers=as_operator)
+    assert response.json()["feed_cursor"] >= 2
+
+
+async def test_the_feed_wants_a_node_assertion_made_for_it(nodes: Nodes) -> None:
+    event = structured(business_registered())
+    async with nodes.to_central() as central:
+        anonymous = await central.get("/v1/national/feed")
+        for_an_event = await central.get(
+            "/v1/national/feed", headers={ASSERTION_HEADER: regional_assertion(event)}
+        )
+        feed = sign_assertion(
+            development_node_key(REGION),
+            node_code=REGION,
+            audience=CENTRAL_NODE,
+            extra={"tongban_national_feed": True},
+        )
+        allowed = await central.get("/v1/national/feed", headers={ASSERTION_HEADER: feed})
+
+    assert (anonymous.status_code, for_an_event.status_code) == (401, 401)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json() == {"events": [], "next": 0}
+
+
 async def test_forged_or_unknown_node_posts_are_refused_and_write_nothing(
     nodes: Nodes,
 ) -> None:

@@ -18,6 +18,7 @@ from tongban_exchange.grants.endpoints import router as grants_router
 from tongban_exchange.log.checkpoints import Checkpointer
 from tongban_exchange.log.endpoints import router as log_router
 from tongban_exchange.national.endpoints import router as national_router
+from tongban_exchange.national.feed import FeedReader
 from tongban_exchange.national.forwarder import Forwarder
 from tongban_exchange.national.link import CentralLink
 from tongban_exchange.records.endpoints import datasets_router as record_datasets_router
@@ -60,7 +61,9 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
                 tasks.append(asyncio.create_task(link.refresh_forever(http), name="directory"))
                 if settings.run_workers and not link.is_central:
                     forwarder = Forwarder(exchange, app.state.sessionmaker, link)
+                    reader = FeedReader(exchange, app.state.sessionmaker, link)
                     tasks.append(asyncio.create_task(forwarder.run(), name="exchange-national"))
+                    tasks.append(asyncio.create_task(reader.run(), name="exchange-feed"))
             try:
                 yield
             finally:

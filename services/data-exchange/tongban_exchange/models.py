@@ -227,3 +227,13 @@ class NationalForward(Base):
     __table_args__ = (
         Index("ix_national_forwards_pending", "seq", postgresql_where=text("status = 'pending'")),
     )
+
+
+class NationalCursor(Base):
+    """How far a regional node has read central's feed of national events (one row)."""
+
+    __tablename__ = "national_cursor"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    after: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

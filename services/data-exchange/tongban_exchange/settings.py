@@ -82,6 +82,12 @@ class ExchangeSettings(ServiceSettings):
     national_interval_s: float = Field(
         default=0.2, gt=0, description="How often pending national forwards are looked for."
     )
+    national_feed_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a regional node reads central's feed of other nodes' national "
+        "events.",
+    )
     national_backoff_initial_s: float = Field(
         default=1.0, gt=0, description="Wait after a failed forward to central; doubles each time."
     )

@@ -15,7 +15,9 @@ from tongban_exchange.national.schemas import (
     ForwardsOut,
     NationalAccepted,
     NationalEventIn,
+    NationalFeed,
 )
+from tongban_exchange.routing.service import kept_context
 from tongban_kit.auth import OPERATOR_SCOPE, AccessClaims, require
 from tongban_kit.auth.node_trust import ASSERTION_HEADER
 from tongban_kit.db import SessionDep
@@ -82,6 +84,44 @@ async def receive(request: Request, session: SessionDep) -> NationalAccepted:
     return NationalAccepted(event_id=body.id, status="accepted" if new else "duplicate")
 
 
+#: Events younger than this are not in the feed yet: a transaction with a lower sequence
+#: number may still be open.
+FEED_SETTLE_S = 2.0
+
+
+@router.get("/feed", response_model=NationalFeed)
+async def feed(
+    request: Request,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, description="The `next` of the last page.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> NationalFeed:
+    """The national events this (central) node took in, its own and other nodes', in order,
+    for regional nodes to route to their departments; the reading node's own events are left
+    out. Events appear 2 s after they were taken in.
+
+    Access: nodes of the directory, by a node assertion (header `Tongban-Node-Assertion`,
+    audience this node, claim `tongban_national_feed: true`). 404 where national exchange is
+    not configured or this is not the central node; 401 for an assertion that does not hold.
+    """
+    link = _link(request)
+    if link is None or not link.is_central:
+        raise NationalOff("The national feed is served by the central node only.")
+    assertion = request.headers.get(ASSERTION_HEADER)
+    if not assertion:
+        raise AssertionRefused("A node assertion (Tongban-Node-Assertion) is required.")
+    reader = link.verify_feed(assertion)
+    exchange = request.app.state.exchange
+    rows = await repository.feed(session, after=after, limit=limit, settle_s=FEED_SETTLE_S)
+    own = f"/nodes/{reader}/"
+    events = []
+    for row in rows:
+        event = exchange.unseal(row.sealed, context=kept_context(row.event_id))
+        if not str(event.get("source", "")).startswith(own):
+            events.append(event)
+    return NationalFeed(events=events, next=rows[-1].seq if rows else after)
+
+
 @router.get("/forwards", response_model=ForwardsOut)
 async def forwards(
     request: Request,
@@ -110,5 +150,6 @@ async def forwards(
         counts=summary["counts"],
         oldest_pending_at=summary["oldest_pending_at"],
         link=link.details() if link is not None else {},
+        feed_cursor=await repository.cursor(session) if link and not link.is_central else None,
         forwards=[ForwardOut.model_validate(row, from_attributes=True) for row in rows],
     )

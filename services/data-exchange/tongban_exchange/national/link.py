@@ -36,10 +36,12 @@ from tongban_kit.auth.node_trust import (
 )
 from tongban_kit.errors import NotFound, ServiceUnavailable, TongbanError
 
-__all__ = ["EVENT_CLAIM", "AssertionRefused", "CentralLink", "NationalOff"]
+__all__ = ["EVENT_CLAIM", "FEED_CLAIM", "AssertionRefused", "CentralLink", "NationalOff"]
 
 #: The claim of a forward's assertion that names the event it carries.
 EVENT_CLAIM = "tongban_event"
+#: The claim of an assertion that reads central's feed of national events.
+FEED_CLAIM = "tongban_national_feed"
 
 logger = logging.getLogger("tongban.exchange.national")
 
@@ -138,16 +140,33 @@ class CentralLink:
             self.key, node_code=self.own, audience=CENTRAL_NODE, extra={EVENT_CLAIM: event_id}
         )
 
-    def verify(self, assertion: str, event_id: str) -> str:
-        """The code of the node that sent ``assertion`` with event ``event_id`` (401 problem
-        when it does not hold, or names another event: an assertion the gateway made for a
-        proxied request, or one taken from another forward, carries no event here)."""
+    def feed_assertion(self) -> str:
+        """This node's assertion for reading central's feed of national events."""
+        return sign_assertion(
+            self.key, node_code=self.own, audience=CENTRAL_NODE, extra={FEED_CLAIM: True}
+        )
+
+    def verify_feed(self, assertion: str) -> str:
+        """The code of the node reading the feed (401 problem unless the assertion holds and
+        was made for the feed)."""
+        code, claims = self._verified(assertion)
+        if claims.get(FEED_CLAIM) is not True:
+            raise AssertionRefused("The node assertion is not for the national feed.")
+        return code
+
+    def _verified(self, assertion: str) -> tuple[str, dict[str, Any]]:
         try:
-            code, claims = verify_assertion(
+            return verify_assertion(
                 assertion, self.directory(), own_code=self.own, replays=self.replays
             )
         except AssertionProblem as exc:
             raise AssertionRefused(str(exc)) from None
+
+    def verify(self, assertion: str, event_id: str) -> str:
+        """The code of the node that sent ``assertion`` with event ``event_id`` (401 problem
+        when it does not hold, or names another event: an assertion the gateway made for a
+        proxied request, or one taken from another forward, carries no event here)."""
+        code, claims = self._verified(assertion)
         if claims.get(EVENT_CLAIM) != event_id:
             raise AssertionRefused(f"The node assertion is not for event {event_id[:64]!r}.")
         return code

@@ -10,10 +10,12 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tongban_exchange.models import NationalForward
+from tongban_exchange.models import Dataset, DatasetEvent, NationalCursor, NationalForward
 
 #: pg_advisory_xact_lock key of the forwarder ("tbnat"): one sender at a time keeps the order.
 FORWARD_LOCK = 0x74626E6174
+#: pg_advisory_xact_lock key of the feed reader ("tbfed").
+FEED_LOCK = 0x7462666564
 
 
 async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -22,9 +24,43 @@ async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None
         await session.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]))
 
 
-async def take_lock(session: AsyncSession) -> bool:
-    """The forwarder's lock for this transaction, or False if another replica holds it."""
-    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(FORWARD_LOCK))))
+async def take_lock(session: AsyncSession, key: int = FORWARD_LOCK) -> bool:
+    """A worker's lock for this transaction, or False if another replica holds it."""
+    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(key))))
+
+
+async def feed(
+    session: AsyncSession, *, after: int, limit: int, settle_s: float
+) -> list[DatasetEvent]:
+    """Kept events of national datasets after ``after``, received at least ``settle_s`` ago
+    (so that a transaction still open with a lower sequence number is not skipped)."""
+    rows = await session.scalars(
+        select(DatasetEvent)
+        .join(Dataset, Dataset.name == DatasetEvent.dataset)
+        .where(
+            Dataset.scope == "national",
+            Dataset.kind == "event",
+            DatasetEvent.seq > after,
+            DatasetEvent.received_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, settle_s),
+        )
+        .order_by(DatasetEvent.seq)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def cursor(session: AsyncSession) -> int:
+    value = await session.scalar(select(NationalCursor.after).where(NationalCursor.id == 1))
+    return int(value or 0)
+
+
+async def set_cursor(session: AsyncSession, after: int) -> None:
+    statement = insert(NationalCursor).values(id=1, after=after)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["id"], set_={"after": after, "updated_at": func.now()}
+        )
+    )
 
 
 async def pending(session: AsyncSession, limit: int) -> list[NationalForward]:

@@ -49,4 +49,15 @@ class ForwardsOut(BaseModel):
     counts: dict[str, int]
     oldest_pending_at: datetime | None
     link: dict[str, Any]
+    feed_cursor: int | None = Field(
+        default=None, description="How far this regional node has read central's feed."
+    )
     forwards: list[ForwardOut]
+
+
+class NationalFeed(BaseModel):
+    events: list[dict[str, Any]] = Field(
+        description="National events in central's order (CloudEvents, structured), the "
+        "reading node's own left out."
+    )
+    next: int = Field(description="Ask again with `after` = this.")

@@ -26,7 +26,7 @@ from tongban_kit.errors import Forbidden, TongbanError
 from tongban_kit.events import CloudEvent, InvalidEventData, load_catalogue
 from tongban_kit.outbox import inbox
 
-__all__ = ["CONSUMER", "InvalidNationalEvent", "accept"]
+__all__ = ["CONSUMER", "InvalidNationalEvent", "accept", "take_in"]
 
 #: The inbox name under which arrivals are deduplicated.
 CONSUMER = "exchange.national"
@@ -39,9 +39,17 @@ class InvalidNationalEvent(TongbanError):
 async def accept(
     session: AsyncSession, exchange: Exchange, *, body: NationalEventIn, from_node: str
 ) -> bool:
-    """Take in ``body`` from node ``from_node``; False when its id arrived before."""
+    """Take in ``body`` forwarded by node ``from_node``; False when its id arrived before."""
     if not body.source.startswith(f"/nodes/{from_node}/"):
         raise Forbidden(f"Node {from_node} may forward only its own events (/nodes/{from_node}/…).")
+    return await take_in(session, exchange, body=body, sender=from_node)
+
+
+async def take_in(
+    session: AsyncSession, exchange: Exchange, *, body: NationalEventIn, sender: str
+) -> bool:
+    """Check, deduplicate, log and route a national event that node ``sender`` handed over
+    (a regional node's forward at central; central's feed at a regional node)."""
     dataset = await session.get(Dataset, body.type)
     if dataset is None or dataset.kind != "event" or dataset.scope != "national":
         raise InvalidNationalEvent(f"{body.type} is not a national dataset of this catalogue.")
@@ -79,7 +87,7 @@ async def accept(
     plan.log.append(
         chain.Message(
             kind="arrival",
-            sender=f"node:{from_node}",
+            sender=f"node:{sender}",
             recipient="node",
             dataset=dataset.name,
             event_id=event.id,

@@ -1,4 +1,4 @@
-"""national forwards: the outbox of the link to the central node
+"""national forwards (the outbox of the link to the central node) and the feed cursor
 
 Revision ID: 0003
 Revises: 0002
@@ -49,7 +49,19 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "national_cursor",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("after", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_national_cursor")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("national_cursor")
     op.drop_index(
         "ix_national_forwards_pending",
         table_name="national_forwards",
