@@ -139,6 +139,7 @@ async def test_departments_at_central_and_at_a_region_receive_both_regions_event
     make_database: Any,
     node_settings: NodeSettings,
     central_identity: Central,
+    token_issuer: LocalIssuer,
     as_department: Tokens,
     receiver: WebhookReceiver,
 ) -> None:
@@ -207,6 +208,15 @@ async def test_departments_at_central_and_at_a_region_receive_both_regions_event
         seen_in_shanghai = await eventually(
             lambda: _pulled(shanghai, statistics), lambda seen: len(seen) >= 2, timeout=30
         )
+        # Shenzhen reads the feed through central's gateway too (Shanghai's event is in it).
+        operator = {"Authorization": f"Bearer {token_issuer.mint(scope='tongban:admin')}"}
+        shenzhen = regional["440300"][1]
+
+        async def shenzhen_cursor() -> int:
+            response = await shenzhen.get("/v1/national/forwards", headers=operator)
+            return int(response.json()["feed_cursor"] or 0)
+
+        await eventually(shenzhen_cursor, lambda cursor: cursor > 0, timeout=30)
         await asyncio.sleep(3)  # room for a wrong second delivery
         seen_in_shanghai = await _pulled(shanghai, statistics)
 
