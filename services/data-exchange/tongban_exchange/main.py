@@ -17,6 +17,10 @@ from tongban_exchange.delivery.endpoints import router as deliveries_router
 from tongban_exchange.grants.endpoints import router as grants_router
 from tongban_exchange.log.checkpoints import Checkpointer
 from tongban_exchange.log.endpoints import router as log_router
+from tongban_exchange.national.endpoints import router as national_router
+from tongban_exchange.national.feed import FeedReader
+from tongban_exchange.national.forwarder import Forwarder
+from tongban_exchange.national.link import CentralLink
 from tongban_exchange.records.endpoints import datasets_router as record_datasets_router
 from tongban_exchange.records.endpoints import router as records_router
 from tongban_exchange.replays.endpoints import router as replays_router
@@ -31,6 +35,8 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
     settings = settings or ExchangeSettings()
     exchange = Exchange(settings=settings, cipher=data_cipher(settings))
     exchange.extra["pseudonyms"] = IdentityPseudonyms(exchange)
+    if settings.national_directory_url is not None:
+        exchange.link = CentralLink(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +55,15 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
                     asyncio.create_task(dispatcher.run(), name="exchange-dispatcher"),
                     asyncio.create_task(checkpointer.run(), name="exchange-checkpoints"),
                 ]
+            link = exchange.link
+            if link is not None:
+                await link.refresh(http, timeout_s=3.0)
+                tasks.append(asyncio.create_task(link.refresh_forever(http), name="directory"))
+                if settings.run_workers and not link.is_central:
+                    forwarder = Forwarder(exchange, app.state.sessionmaker, link)
+                    reader = FeedReader(exchange, app.state.sessionmaker, link)
+                    tasks.append(asyncio.create_task(forwarder.run(), name="exchange-national"))
+                    tasks.append(asyncio.create_task(reader.run(), name="exchange-feed"))
             try:
                 yield
             finally:
@@ -70,10 +85,13 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
             records_router,
             record_datasets_router,
             log_router,
+            national_router,
             replays_router,
         ],
         lifespan=lifespan,
     )
     exchange.metrics = ExchangeMetrics(app.state.metrics)
+    if exchange.link is not None:
+        app.state.readiness_details["national"] = exchange.link.details
     app.state.exchange = exchange
     return app

@@ -202,3 +202,38 @@ class Checkpoint(Base):
     kid: Mapped[str] = mapped_column(String(100))
     jws: Mapped[str] = mapped_column(Text)
     signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NationalForward(Base):
+    """A national event waiting to be forwarded to the central node (an outbox of the link):
+    written with the event's acceptance, sent in ``seq`` order, kept once forwarded."""
+
+    __tablename__ = "national_forwards"
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    dataset: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(200))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))  # pending | forwarded | refused
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    forwarded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_national_forwards_pending", "seq", postgresql_where=text("status = 'pending'")),
+    )
+
+
+class NationalCursor(Base):
+    """How far a regional node has read central's feed of national events (one row)."""
+
+    __tablename__ = "national_cursor"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    after: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

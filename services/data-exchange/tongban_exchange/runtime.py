@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import Counter, Gauge, Histogram
@@ -19,6 +19,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from tongban_exchange.settings import ExchangeSettings
 from tongban_kit.crypto import FieldCipher
 from tongban_kit.observability.metrics import ServiceMetrics
+
+if TYPE_CHECKING:
+    from tongban_exchange.national.link import CentralLink
 
 logger = logging.getLogger("tongban.exchange")
 
@@ -54,6 +57,37 @@ class ExchangeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.national_forwarded = Counter(
+            "tongban_exchange_national_forwarded",
+            "National events the central node took from this node",
+            registry=r,
+        )
+        self.national_failed = Counter(
+            "tongban_exchange_national_forward_failed",
+            "Forwards to the central node that failed and wait to be retried",
+            registry=r,
+        )
+        self.national_refused = Counter(
+            "tongban_exchange_national_refused",
+            "National events the central node refused for good",
+            registry=r,
+        )
+        self.national_pending = Gauge(
+            "tongban_exchange_national_pending",
+            "National events waiting to be forwarded to the central node",
+            registry=r,
+        )
+        self.national_oldest_pending = Gauge(
+            "tongban_exchange_national_oldest_pending_seconds",
+            "Age of the oldest national event waiting for the central node (0: none)",
+            registry=r,
+        )
+        self.national_received = Counter(
+            "tongban_exchange_national_received",
+            "National events other nodes forwarded to this (central) node",
+            ["node", "outcome"],
+            registry=r,
+        )
 
 
 def data_cipher(settings: ExchangeSettings) -> FieldCipher:
@@ -69,6 +103,7 @@ class Exchange:
     cipher: FieldCipher
     metrics: ExchangeMetrics = field(init=False)  # needs the app's registry: set by create_app
     http: httpx.AsyncClient | None = None
+    link: CentralLink | None = None  # the link to central (national data), when configured
     state: Any = None  # the app's state, for the service tokens once the app runs
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -51,6 +53,54 @@ class ExchangeSettings(ServiceSettings):
         description="How often the message log's head is signed by identity (at most 60 s).",
     )
 
+    national_directory_url: str | None = Field(
+        default=None,
+        description="Where the central node publishes the signed node directory (central's "
+        "identity `/.well-known/tongban-directory.jwt`). Set: national events are forwarded to "
+        "central (regional node) or accepted from the directory's nodes (central node). Unset: "
+        "national exchange is off and `POST /v1/national/events` answers 404.",
+    )
+    national_anchor_file: Path | None = Field(
+        default=None,
+        description="JWKS of the central node's key, which must have signed the directory. "
+        "Unset: the central node's development key (refused in production).",
+    )
+    national_central_url: str | None = Field(
+        default=None,
+        description="Base URL of central's data-exchange API as this node reaches it. Unset: "
+        "the central node's gateway URL from the directory + `/api/exchange`.",
+    )
+    node_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of this node's P-256 key (the gateway's and identity's file), "
+        "which signs the node assertions of forwarded national events. Unset: a fixed "
+        "development key outside production.",
+    )
+    national_refresh_s: float = Field(
+        default=60.0, gt=0, description="Seconds between fetches of the node directory."
+    )
+    national_interval_s: float = Field(
+        default=0.2, gt=0, description="How often pending national forwards are looked for."
+    )
+    national_feed_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a regional node reads central's feed of other nodes' national "
+        "events.",
+    )
+    national_backoff_initial_s: float = Field(
+        default=1.0, gt=0, description="Wait after a failed forward to central; doubles each time."
+    )
+    national_backoff_max_s: float = Field(
+        default=300.0, gt=0, description="Longest wait between two forwards to central."
+    )
+    national_retention_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="How long a national event central took stays in `national_forwards` "
+        "(pending and refused ones stay until dealt with).",
+    )
+
     @field_validator("data_keys")
     @classmethod
     def _data_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
@@ -65,4 +115,11 @@ class ExchangeSettings(ServiceSettings):
     def _keys_in_production(self) -> ExchangeSettings:
         if self.node.environment == "production" and self.data_keys is None:
             raise ValueError("TONGBAN_EXCHANGE_DATA_KEYS is required in production")
+        if self.node.environment == "production" and self.national_directory_url is not None:
+            for name in ("national_anchor_file", "node_key_file"):
+                if getattr(self, name) is None:
+                    raise ValueError(
+                        f"TONGBAN_EXCHANGE_{name.upper()} is required in production when "
+                        "TONGBAN_EXCHANGE_NATIONAL_DIRECTORY_URL is set"
+                    )
         return self

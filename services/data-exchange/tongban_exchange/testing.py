@@ -1,5 +1,6 @@
-"""Test helpers for data-exchange and whole-node tests: events, grant requests, and a
-department's webhook receiver (a small real HTTP server that can go down and come back)."""
+"""Test helpers for data-exchange and whole-node tests: events, grant requests, a
+department's webhook receiver (a small real HTTP server that can go down and come back), the
+central directory as a real server, and a node served on a port that can go down."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from typing import Any
 
 import httpx
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tongban_kit.auth.node_keys import CENTRAL_NODE, development_node_key, public_jwk
+from tongban_kit.auth.node_trust import sign_directory
 from tongban_kit.events import CloudEvent
 
 USCC = "91440305000000019K"
@@ -28,7 +33,8 @@ ALL_SCOPES = "exchange:subscribe exchange:approve exchange:publish exchange:quer
 Tokens = Callable[..., dict[str, str]]
 
 
-def business_registered(**overrides: Any) -> CloudEvent:
+def business_registered(*, node: str = "440300", **overrides: Any) -> CloudEvent:
+    """A valid business-registered event of ``node``; ``overrides`` replace data fields."""
     data: dict[str, Any] = {
         "business_id": "6f1c1e57-5f6b-4a43-9b11-111111111111",
         "uscc": USCC,
@@ -39,7 +45,7 @@ def business_registered(**overrides: Any) -> CloudEvent:
     }
     data.update(overrides)
     return CloudEvent.new(
-        BUSINESS_REGISTERED, source="/nodes/440300/registration", subject=USCC, data=data
+        BUSINESS_REGISTERED, source=f"/nodes/{node}/registration", subject=data["uscc"], data=data
     )
 
 
@@ -111,4 +117,84 @@ class WebhookReceiver:
             self._server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._task, 5)
+        self._server, self._task = None, None
+
+
+@dataclass
+class DirectoryServer:
+    """The central directory as a real HTTP server: ``nodes`` (code → key), signed afresh with
+    the central development key on every fetch, as central's identity would."""
+
+    nodes: dict[str, ec.EllipticCurvePrivateKey]
+    port: int = field(default_factory=free_port)
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/.well-known/tongban-directory.jwt"
+
+    async def _document(self, request: Request) -> Response:
+        entries = [
+            {
+                "code": code,
+                "name": code,
+                "gateway_url": f"http://127.0.0.1:9/{code}",
+                "token_issuer": f"http://127.0.0.1:9/{code}",
+                "jwks": {"keys": [public_jwk(key)]},
+                "status": "active",
+            }
+            for code, key in self.nodes.items()
+        ]
+        document = sign_directory(development_node_key(CENTRAL_NODE), entries)
+        return Response(document, media_type="application/jwt")
+
+    async def start(self) -> None:
+        app = Starlette(
+            routes=[Route("/.well-known/tongban-directory.jwt", self._document, methods=["GET"])]
+        )
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:  # noqa: ASYNC110 - uvicorn only offers a flag
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, 5)
+        self._server, self._task = None, None
+
+
+@dataclass
+class ServedNode:
+    """A service app served on a fixed port, which can be stopped (the link is down) and
+    started again with a fresh app on the same database."""
+
+    make_app: Callable[[], FastAPI]
+    port: int = field(default_factory=free_port)
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        config = uvicorn.Config(
+            self.make_app(), host="127.0.0.1", port=self.port, log_config=None, lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("uvicorn stopped during start-up")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.wait_for(self._task, 15)
         self._server, self._task = None, None

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tongban_exchange.models import Dataset
+from tongban_exchange.national.forwarder import queued
 from tongban_exchange.records.handlers import READ_MODELS
 from tongban_exchange.routing import service
 from tongban_exchange.runtime import Exchange
@@ -148,6 +149,9 @@ class RoutingConsumer:
             }
             grants = await service.active_grants(session, types)
             plan = service.Plan()
+            # A regional node queues its national events for central with their acceptance.
+            link = exchange.link
+            forwarding = link is not None and not link.is_central
             for event_type, read_model in READ_MODELS.items():
                 if event_type in types:
                     await read_model(session, [e for e in accepted if e.type == event_type])
@@ -162,6 +166,8 @@ class RoutingConsumer:
                     traceparent=event.traceparent,
                 )
                 service.keep(plan, exchange, value)
+                if forwarding and datasets[event.type].scope == "national":
+                    plan.forwards.append(queued(exchange, value))
                 await service.plan_deliveries(
                     plan,
                     exchange,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_exchange.log import chain
 from tongban_exchange.models import Dataset, DatasetEvent, Delivery, Grant
+from tongban_exchange.national import repository as national
 from tongban_exchange.routing.projection import project
 from tongban_exchange.routing.pseudonyms import PseudonymSource
 from tongban_exchange.runtime import Exchange
@@ -74,6 +75,7 @@ class Plan:
     kept: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     log: list[chain.Message] = field(default_factory=list)
+    forwards: list[dict[str, Any]] = field(default_factory=list)  # national, to central
 
 
 def keep(plan: Plan, exchange: Exchange, event: dict[str, Any]) -> None:
@@ -127,11 +129,13 @@ async def plan_deliveries(
 
 
 async def write(session: AsyncSession, plan: Plan) -> None:
-    """Store a plan: kept events, deliveries and their log rows, in the caller's transaction."""
+    """Store a plan: kept events, deliveries, their log rows and national forwards, in the
+    caller's transaction."""
     if plan.kept:
         await session.execute(insert(DatasetEvent.__table__), plan.kept)
     if plan.deliveries:
         await session.execute(insert(Delivery.__table__), plan.deliveries)
+    await national.enqueue(session, plan.forwards)
     await chain.append(session, *plan.log)
 
 
