@@ -65,6 +65,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 try:
                     yield
                 finally:
+                    proxy.close()
                     describer.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await describer
