@@ -17,11 +17,11 @@ from fastapi import FastAPI
 from tongban_gateway.auth import EdgeAuth
 from tongban_gateway.federation import NodeSigner, federation_router
 from tongban_gateway.openapi import MergedOpenAPI
-from tongban_gateway.proxy import ApiDispatch, EdgeProxy
+from tongban_gateway.proxy import EdgeProxy, GatewayApp
 from tongban_gateway.ratelimit import Buckets, LocalBuckets, RedisBuckets
 from tongban_gateway.relay import upstream_session
 from tongban_gateway.routes import RouteTable
-from tongban_gateway.security import install_browser_policy
+from tongban_gateway.security import browser_policy, install_browser_policy
 from tongban_gateway.settings import GatewaySettings
 from tongban_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tongban_kit.service import create_base_app
@@ -78,21 +78,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="The node's public entry: routes /api/<service>/… to the services.",
         routers=[federation_router(signer)] if signer else [],
         lifespan=lifespan,
+        app_class=GatewayApp,
     )
+    assert isinstance(app, GatewayApp)
     app.state.proxy = proxy
-    # The kit's request context (id, trace, access log, metrics) and body limit, around the
-    # proxy alone: /api requests go straight there (ApiDispatch), past the framework's router.
-    api = RequestContextMiddleware(
-        BodyLimitMiddleware(proxy, max_bytes=settings.node.max_body_bytes),
-        metrics=app.state.metrics,
+    # The kit's request context (id, trace, access log, metrics) and body limit around the
+    # proxy alone, in the same browser policy as the app's: /api requests go straight there
+    # (GatewayApp), past the framework.
+    origins, production = settings.cors_origins, settings.node.environment == "production"
+    app.api = browser_policy(
+        RequestContextMiddleware(
+            BodyLimitMiddleware(proxy, max_bytes=settings.node.max_body_bytes),
+            metrics=app.state.metrics,
+        ),
+        cors_origins=origins,
+        production=production,
     )
-    app.add_middleware(ApiDispatch, api=api)
     openapi = MergedOpenAPI(app, routes)
     # FastAPI's /openapi.json and /docs serve what this returns: the node's whole API.
     app.openapi = openapi.document  # type: ignore[method-assign]
-    install_browser_policy(
-        app,
-        cors_origins=settings.cors_origins,
-        production=settings.node.environment == "production",
-    )
+    install_browser_policy(app, cors_origins=origins, production=production)
     return app

@@ -1,6 +1,6 @@
 """The reverse proxy: route, check, limit, forward.
 
-``EdgeProxy`` is a plain ASGI app that ``ApiDispatch`` sends ``/api/…`` and ``/nodes/…`` to
+``EdgeProxy`` is a plain ASGI app that ``GatewayApp`` sends ``/api/…`` and ``/nodes/…`` to
 (no FastAPI router, request or dependency machinery on the hot path). For each request it
 
 1. matches the route (``RouteTable``): 404 unrouted, 405 a method the service does not take;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 
 import aiohttp
+from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,7 +38,7 @@ from tongban_gateway.settings import GatewaySettings
 from tongban_kit.errors import NotFound, PayloadTooLarge, TongbanError, problem_response
 from tongban_kit.health import Check
 
-__all__ = ["ApiDispatch", "EdgeProxy", "MethodNotRouted", "TooManyRequests"]
+__all__ = ["EdgeProxy", "GatewayApp", "MethodNotRouted", "TooManyRequests"]
 
 logger = logging.getLogger("tongban.gateway.proxy")
 
@@ -72,7 +73,7 @@ class EdgeProxy:
     the lifespan.
 
     Refusals (``TongbanError``) are answered here as problem documents, so the app needs none
-    of the framework's routing or exception layers around it (see ``ApiDispatch``).
+    of the framework's routing or exception layers around it (see ``GatewayApp``).
     """
 
     def __init__(
@@ -346,23 +347,29 @@ class EdgeProxy:
         await response(scope, receive, send)
 
 
-class ApiDispatch:
-    """Middleware sending ``/api/...`` and ``/nodes/...`` straight to ``api`` and everything
-    else on to the app.
+class GatewayApp(FastAPI):
+    """The gateway's app: ``/api/...`` and ``/nodes/...`` go straight to ``api`` (the proxy in
+    the kit's request context and body limit and the browser policy), the rest (the gateway's
+    own endpoints: OpenAPI, docs, health, metrics) through FastAPI as usual.
 
-    The proxy is the hot path: behind this it skips the framework's router and exception
-    layers (``api`` brings the kit's request context and body limit of its own).
+    The proxy is the hot path: it skips the framework's whole stack (router, exception,
+    telemetry and error middleware), which answers nothing there; ``api`` handles its own
+    failures (the kit's request context turns an unexpected error into a 500 problem).
     """
 
-    def __init__(self, app: ASGIApp, *, api: ASGIApp) -> None:
-        self.app = app
-        self.api = api
+    api: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(("/api/", "/nodes/")):
-            await self.api(scope, receive, send)
+        api = self.api
+        if (
+            api is not None
+            and scope["type"] == "http"
+            and scope["path"].startswith(("/api/", "/nodes/"))
+        ):
+            scope["app"] = self
+            await api(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
 
 
 class UpstreamNotReady(Exception):
