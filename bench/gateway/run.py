@@ -105,7 +105,9 @@ def main() -> int:
         action="store_true",
         help="only the gateway's CPU per request (a paced run at --rate), for quick iteration",
     )
-    parser.add_argument("--rate", type=float, default=1500, help="requests/s for --cpu-only")
+    parser.add_argument(
+        "--rate", type=float, default=1000, help="requests/s for --cpu-only (0: saturated)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk (Debian), then run again.")
@@ -170,9 +172,11 @@ def _cpu_only(server: tuple[str, int], token: str, args: argparse.Namespace, tmp
     """The gateway's CPU per request at a paced rate, a few runs: the number to optimise on a
     shared machine, where wall-clock rates move with everyone else's load."""
     url, pid = server
-    print(f"gateway CPU per proxied request, paced at {args.rate:.0f}/s, {args.duration} s runs")
+    pace = f"paced at {args.rate:.0f}/s" if args.rate > 0 else "saturated"
+    print(f"gateway CPU per proxied request, {pace}, {args.duration} s runs")
     for _ in range(args.rounds):
-        load = _wrk(url, token, args.duration, args.connections, rate=args.rate, tmp=tmp, pid=pid)
+        rate = args.rate if args.rate > 0 else None
+        load = _wrk(url, token, args.duration, args.connections, rate=rate, tmp=tmp, pid=pid)
         _print("gateway", load)
     return 0
 
@@ -227,11 +231,9 @@ def _wrk(
         script = tmp / "paced.lua"
         script.write_text(PACED.format(connections=connections, delay_ms=delay_ms, rate=int(rate)))
         command += ["-s", str(script)]
-    process = psutil.Process(pid)
-    before = process.cpu_times()
+    before = _cpu_s(pid)
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    after = process.cpu_times()
-    cpu_s = (after.user - before.user) + (after.system - before.system)
+    cpu_s = _cpu_s(pid) - before
     requests = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
@@ -239,6 +241,16 @@ def _wrk(
     errors += int(non2xx[1]) if non2xx else 0
     p50, p99 = _percentile(output, "50%"), _percentile(output, "99%")
     return Load(rps, p50, p99, errors, requests, cpu_s * 1e6 / max(requests, 1))
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the process and its children (nginx's worker)."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for each in (process, *process.children(recursive=True)):
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def _percentile(output: str, label: str) -> float:
