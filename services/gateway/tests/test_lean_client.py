@@ -175,3 +175,33 @@ async def test_requests_over_the_limit_wait_for_a_free_connection() -> None:
         response.release()
 
     assert connections == [1]
+
+
+async def test_closing_an_answer_mid_stream_ends_a_waiting_read_at_once() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await asyncio.sleep(5)
+
+    async with wire_server(handler) as (port, _):
+        response = await pool(port).request("GET", "/events", [], timeout_s=30)
+        chunks = response.content.iter_any()
+        assert await anext(chunks) == b"first"
+        waiting = asyncio.create_task(anext(chunks))
+        await asyncio.sleep(0.05)
+        response.close()  # what the relay does when the caller goes
+        with pytest.raises(LeanDisconnected):
+            await asyncio.wait_for(waiting, 1)
+
+
+async def test_an_interim_answer_is_skipped() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n" + OK)
+
+    async with wire_server(handler) as (port, _):
+        response = await pool(port).request("GET", "/x", [], timeout_s=2)
+        body = await response.read()
+
+    assert (response.status, body) == (200, b"ok")
+    assert b"link" not in dict(response.raw_headers)

@@ -67,6 +67,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.used = False
         self.counted = True  # in the pool's count of open connections
+        self.interim = False  # parsing a 1xx answer
         self.response: LeanResponse | None = None
 
     # asyncio.Protocol
@@ -112,7 +113,13 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         response = self.response
         assert response is not None
-        response.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # An interim answer (103 Early Hints): not relayed; the real one follows.
+            self.interim = True
+            response.raw_headers.clear()
+            return
+        response.status = status
         response._keep_alive = self.parser.should_keep_alive()
         response._headers_complete()
 
@@ -122,6 +129,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.response is not None
+        if self.interim:
+            self.interim = False
+            return
         self.response._finish()
 
     def close(self) -> None:
@@ -222,10 +232,12 @@ class LeanResponse:
             connection.pool._forget(connection)
 
     def close(self) -> None:
-        """Done before the end: the connection is dropped."""
+        """Done before the end: the connection is dropped (a read waiting on it ends)."""
         if self._released:
             return
         self._released = True
+        if not self.complete:
+            self._fail(LeanDisconnected("the answer was abandoned", started=self.headers_done))
         self._connection.response = None
         self._connection.close()
         self._connection.pool._forget(self._connection)
