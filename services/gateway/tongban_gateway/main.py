@@ -61,7 +61,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 # What start-up built lives as long as the app: out of the collector's sight,
                 # so a full collection under load does not walk it every time (bench/gateway:
                 # ~15% less CPU per proxied request, shorter p99); given back at shutdown.
+                # Young collections every 10,000 allocations rather than 700: a proxied
+                # request makes hundreds of short-lived containers (another ~6% of its CPU).
                 gc.freeze()
+                thresholds = gc.get_threshold()
+                gc.set_threshold(10_000, 10, 10)
                 logger.info(
                     "routes: %s; rate limits %s",
                     ", ".join(f"{u.name} -> {u.base_url}" for u in routes.upstreams),
@@ -70,6 +74,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 try:
                     yield
                 finally:
+                    gc.set_threshold(*thresholds)
                     gc.unfreeze()
                     proxy.close()
                     describer.cancel()
