@@ -11,7 +11,10 @@ keep-alive), then loads each path with wrk (``-t1``, keep-alive connections) and
 * throughput direct, through the gateway and through nginx; R = gateway ÷ direct (target
   ≥ 0.75) and gateway ÷ nginx (target ≥ 0.75);
 * added latency at half of direct saturation (wrk's ``delay()`` paces the requests): p50 and
-  p99 through the gateway minus direct (targets ≤ 1 ms and ≤ 5 ms).
+  p99 through the gateway minus direct (targets ≤ 1 ms and ≤ 5 ms);
+* for every run, the CPU time (user + system, ``psutil``) the serving process spent per
+  request, and the load average: on a shared machine the number to optimise, since the
+  wall-clock ratios move with everyone else's load. ``--cpu-only`` measures just the gateway's.
 
 wrk and nginx are Debian packages (``apt-get install wrk nginx-light``). Without wrk the script
 says so and stops; without nginx it skips that comparison. The exit code is 0 when every target
