@@ -83,6 +83,8 @@ class _AccessWriter:
         self.interval_s = 0.05
         self._pending: collections.deque[tuple[float, str | None, str | None, str, dict[str, Any]]]
         self._pending = collections.deque()
+        self._second = -1
+        self._prefix = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tongban-access-log", daemon=True)
         self._thread.start()
@@ -102,13 +104,22 @@ class _AccessWriter:
         while not self._stop.wait(self.interval_s):
             self._flush()
 
+    def _time(self, created: float) -> str:
+        """``created`` as ``JsonFormatter`` writes it; the date and time to the second are
+        formatted once a second, not once a line."""
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+        return f"{self._prefix}.{int((created - second) * 1000):03d}+00:00"
+
     def _flush(self) -> None:
         pending = self._pending
         lines = []
         while pending:
             created, request_id, trace_id, message, fields = pending.popleft()
             entry: dict[str, Any] = {
-                "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+                "time": self._time(created),
                 "level": "info",
                 "service": self.service,
                 "logger": "tongban.access",
