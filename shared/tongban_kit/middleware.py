@@ -25,6 +25,7 @@ from tongban_kit.observability.context import (
     request_id_var,
     trace_var,
 )
+from tongban_kit.observability.logs import write_access
 from tongban_kit.observability.metrics import ServiceMetrics
 
 __all__ = ["BodyLimitMiddleware", "RequestContextMiddleware"]
@@ -47,6 +48,9 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled metric children by (method, route, status): labels() is a lock and a
+        # few lookups per call, on every request.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,16 +109,15 @@ class RequestContextMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.metrics.http_requests.labels(method, template, str(status)).inc()
-            self.metrics.http_latency.labels(method, template).observe(elapsed)
-            access_log.info(
-                "%s %s %s",
-                method,
-                scope.get("path", ""),
-                status,
-                extra={
+            count, latency = self._metric_children(method, template, status)
+            count.inc()
+            latency.observe(elapsed)
+            path = scope.get("path", "")
+            write_access(
+                f"{method} {path} {status}",
+                {
                     "http_method": method,
-                    "http_path": scope.get("path", ""),
+                    "http_path": path,
                     "http_route": template,
                     "http_status": status,
                     "duration_ms": round(elapsed * 1000, 2),
@@ -124,6 +127,18 @@ class RequestContextMiddleware:
             )
             request_id_var.reset(rid_token)
             trace_var.reset(trace_token)
+
+    def _metric_children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.metrics.http_requests.labels(method, route, str(status)),
+                self.metrics.http_latency.labels(method, route),
+            )
+            if len(self._children) < 1000:  # any method name may arrive; keep the cache bounded
+                self._children[key] = children
+        return children
 
 
 class BodyLimitMiddleware:

@@ -69,9 +69,12 @@ def create_base_app(
     version: str = "0.1.0",
     verify_tokens: bool = True,
     body_limits: Mapping[str, int] | None = None,
+    app_class: type[FastAPI] = FastAPI,
 ) -> FastAPI:
     """The kit around some routers: logging, errors, operations endpoints, body limit and
     request context. ``lifespan`` builds the rest and fills ``app.state.readiness``.
+    ``app_class``: a ``FastAPI`` subclass to build (the gateway's sends its proxied paths past
+    the framework).
 
     With ``verify_tokens`` (the default) ``tongban_kit.auth.require`` works on every route:
     identity's keys are fetched from the node's ``jwks_url`` and kept fresh, and only tokens
@@ -102,7 +105,7 @@ def create_base_app(
                 logger.info("%s stopping", settings.service_name)
 
     metrics = ServiceMetrics()
-    app = FastAPI(title=title, description=description, version=version, lifespan=base_lifespan)
+    app = app_class(title=title, description=description, version=version, lifespan=base_lifespan)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.readiness = {}

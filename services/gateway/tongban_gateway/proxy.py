@@ -1,6 +1,6 @@
 """The reverse proxy: route, check, limit, forward.
 
-``EdgeProxy`` is a plain ASGI app that ``ApiDispatch`` sends ``/api/…`` and ``/nodes/…`` to
+``EdgeProxy`` is a plain ASGI app that ``GatewayApp`` sends ``/api/…`` and ``/nodes/…`` to
 (no FastAPI router, request or dependency machinery on the hot path). For each request it
 
 1. matches the route (``RouteTable``): 404 unrouted, 405 a method the service does not take;
@@ -10,7 +10,9 @@
 4. refuses a body over the route's limit (413), and a service whose breaker is open (503, at
    once);
 5. forwards with the prefix stripped, retrying an idempotent request without a body once if
-   the connection fails, and relays the answer chunk by chunk as it arrives.
+   the connection fails, and relays the answer chunk by chunk as it arrives. Bodiless
+   GET/OPTIONS/DELETE to plain-HTTP services go through the lean client
+   (``tongban_gateway.lean``), the rest through aiohttp.
 
 Both bodies are streamed (``tongban_gateway.relay``).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 
 import aiohttp
+from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,8 +32,9 @@ from tongban_gateway.crossnode import business_division
 from tongban_gateway.directory import Directory, NodeEntry
 from tongban_gateway.federation import ASSERTION_HEADER, AssertionVerifier, NodeSigner
 from tongban_gateway.headers import upstream_headers
+from tongban_gateway.lean import LeanConnectError, LeanDisconnected, LeanError, LeanPool
 from tongban_gateway.ratelimit import Buckets, Decision
-from tongban_gateway.relay import BodyTooLarge, relay, request_body
+from tongban_gateway.relay import BodyTooLarge, UpstreamResponse, relay, request_body
 from tongban_gateway.routes import (
     MethodNotAllowed,
     Route,
@@ -50,12 +54,26 @@ from tongban_kit.errors import (
 )
 from tongban_kit.health import Check
 
-__all__ = ["ApiDispatch", "EdgeProxy", "MethodNotRouted", "TooManyRequests"]
+__all__ = ["EdgeProxy", "GatewayApp", "MethodNotRouted", "TooManyRequests"]
 
 logger = logging.getLogger("tongban.gateway.proxy")
 
 # Safe to send twice when the first attempt never reached the service (RFC 9110 §9.2.2).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Bodiless requests in these methods go through the lean client (HEAD's answer has no body
+# whatever its headers say, which the lean parser is not told).
+_LEAN_METHODS = frozenset({"GET", "OPTIONS", "DELETE"})
+# Connections to one service at once, as the aiohttp client's limit.
+_POOL_LIMIT = 200
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A connection that failed before the service could have acted on the request."""
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError):
+        return True
+    if isinstance(exc, LeanConnectError):
+        return True
+    return isinstance(exc, LeanDisconnected) and not exc.started
 
 
 class TooManyRequests(TongbanError):
@@ -71,7 +89,7 @@ class EdgeProxy:
     the lifespan.
 
     Refusals (``TongbanError``) are answered here as problem documents, so the app needs none
-    of the framework's routing or exception layers around it (see ``ApiDispatch``).
+    of the framework's routing or exception layers around it (see ``GatewayApp``).
     """
 
     def __init__(
@@ -102,6 +120,7 @@ class EdgeProxy:
         self._auth: EdgeAuth | None = None
         self._buckets: Buckets | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._lean_pools: dict[str, tuple[LeanPool, int] | None] = {}
 
     def start(self, session: aiohttp.ClientSession, auth: EdgeAuth, buckets: Buckets) -> None:
         self._session, self._auth, self._buckets = session, auth, buckets
@@ -243,18 +262,32 @@ class EdgeProxy:
             headers = self._for_node(headers, route.node)
         retries = 1 if method in _IDEMPOTENT and not has_body else 0
         timeout = self._timeout(route.timeout_s)
+        lean = self._lean(upstream) if not has_body and method in _LEAN_METHODS else None
+        upstream_response: UpstreamResponse
         while True:
             body = request_body(receive, route.max_body_bytes) if has_body else None
             try:
-                upstream_response = await self._session.request(
-                    method,
-                    aiohttp.client.URL(url, encoded=True),
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=timeout,
-                )
-            except (aiohttp.ClientError, TimeoutError, BodyTooLarge, ClientDisconnect) as exc:
+                if lean is not None:
+                    pool, origin = lean
+                    upstream_response = await pool.request(
+                        method, url[origin:], headers, timeout_s=route.timeout_s
+                    )
+                else:
+                    upstream_response = await self._session.request(
+                        method,
+                        aiohttp.client.URL(url, encoded=True),
+                        headers=headers,
+                        data=body,
+                        allow_redirects=False,
+                        timeout=timeout,
+                    )
+            except (
+                aiohttp.ClientError,
+                TimeoutError,
+                BodyTooLarge,
+                ClientDisconnect,
+                LeanError,
+            ) as exc:
                 # A failing caller body surfaces as the client's error, caused by ours.
                 cause = exc if not isinstance(exc, aiohttp.ClientError) else exc.__cause__
                 if isinstance(cause, BodyTooLarge):
@@ -268,9 +301,7 @@ class EdgeProxy:
                 if isinstance(cause, ClientDisconnect):
                     breaker.released()  # nobody is there to answer
                     return
-                if retries and isinstance(
-                    exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError
-                ):
+                if retries and _retryable(exc):
                     retries -= 1
                     continue
                 await self._failed(scope, receive, send, upstream, breaker, exc)
@@ -319,6 +350,31 @@ class EdgeProxy:
             self._remote_routes[key] = route
         return route
 
+    def _lean(self, upstream: Upstream) -> tuple[LeanPool, int] | None:
+        """The lean client's pool for a plain-HTTP service, and the length of the origin
+        (``http://host:port``) to strip from its URLs; None for HTTPS."""
+        if upstream.name in self._lean_pools:
+            return self._lean_pools[upstream.name]
+        url = upstream.base_url
+        lean = None
+        if url.scheme == "http":
+            pool = LeanPool(
+                url.host,
+                url.port or 80,
+                connect_timeout_s=self.settings.connect_timeout_s,
+                limit=_POOL_LIMIT,
+            )
+            origin = len(str(url.copy_with(path="/", query=None)).rstrip("/"))
+            lean = (pool, origin)
+        self._lean_pools[upstream.name] = lean
+        return lean
+
+    def close(self) -> None:
+        """Close the lean client's idle connections (at shutdown)."""
+        for lean in self._lean_pools.values():
+            if lean:
+                lean[0].close()
+
     def _for_node(self, headers: list[tuple[str, str]], code: str) -> list[tuple[str, str]]:
         """The caller's token stays here; this node's signed assertion goes instead."""
         assert self.signer is not None
@@ -348,7 +404,9 @@ class EdgeProxy:
     ) -> None:
         """Answer a failed exchange with a problem naming the service; never a bare 500."""
         service = upstream.name
-        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        if isinstance(
+            exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError | LeanConnectError
+        ):
             breaker.failed()
             status, title, slug = 503, "Service Unavailable", "upstream-unavailable"
             detail = f"The {service} service cannot be reached."
@@ -374,23 +432,29 @@ class EdgeProxy:
         await response(scope, receive, send)
 
 
-class ApiDispatch:
-    """Middleware sending ``/api/...`` and ``/nodes/...`` straight to ``api`` and everything
-    else on to the app.
+class GatewayApp(FastAPI):
+    """The gateway's app: ``/api/...`` and ``/nodes/...`` go straight to ``api`` (the proxy in
+    the kit's request context and body limit and the browser policy), the rest (the gateway's
+    own endpoints: OpenAPI, docs, health, metrics) through FastAPI as usual.
 
-    The proxy is the hot path: behind this it skips the framework's router and exception
-    layers (``api`` brings the kit's request context and body limit of its own).
+    The proxy is the hot path: it skips the framework's whole stack (router, exception,
+    telemetry and error middleware), which answers nothing there; ``api`` handles its own
+    failures (the kit's request context turns an unexpected error into a 500 problem).
     """
 
-    def __init__(self, app: ASGIApp, *, api: ASGIApp) -> None:
-        self.app = app
-        self.api = api
+    api: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(("/api/", "/nodes/")):
-            await self.api(scope, receive, send)
+        api = self.api
+        if (
+            api is not None
+            and scope["type"] == "http"
+            and scope["path"].startswith(("/api/", "/nodes/"))
+        ):
+            scope["app"] = self
+            await api(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
 
 
 class UpstreamNotReady(Exception):

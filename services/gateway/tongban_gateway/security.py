@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SecurityHeadersMiddleware", "install_browser_policy"]
+__all__ = ["SecurityHeadersMiddleware", "browser_policy", "install_browser_policy"]
 
 _ALWAYS = (
     (b"x-content-type-options", b"nosniff"),
@@ -37,21 +37,30 @@ _EXPOSED_HEADERS = [
 ]
 
 
+_CORS = {
+    "allow_methods": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+    "allow_headers": _ALLOWED_HEADERS,
+    "expose_headers": _EXPOSED_HEADERS,
+    "allow_credentials": False,  # bearer tokens, never cookies, cross-origin
+    "max_age": 600,
+}
+
+
 def install_browser_policy(app: FastAPI, *, cors_origins: list[str], production: bool) -> None:
     """Add CORS for ``cors_origins`` (none: no cross-origin access) and, outermost, the
     security headers. Call once the app's other middleware is in place."""
     if cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=cors_origins,
-            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=_ALLOWED_HEADERS,
-            expose_headers=_EXPOSED_HEADERS,
-            allow_credentials=False,  # bearer tokens, never cookies, cross-origin
-            max_age=600,
-        )
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins, **_CORS)
     # Outermost: every response, a 413, a CORS preflight or a last-resort 500 included.
     app.add_middleware(SecurityHeadersMiddleware, hsts=production)
+
+
+def browser_policy(app: ASGIApp, *, cors_origins: list[str], production: bool) -> ASGIApp:
+    """``app`` wrapped in the same policy as ``install_browser_policy`` gives a FastAPI app
+    (for the proxied paths, which do not pass through the framework)."""
+    if cors_origins:
+        app = CORSMiddleware(app, allow_origins=cors_origins, **_CORS)  # type: ignore[arg-type]
+    return SecurityHeadersMiddleware(app, hsts=production)
 
 
 class SecurityHeadersMiddleware:
