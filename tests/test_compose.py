@@ -1,9 +1,12 @@
-"""The one-node compose file and the services' Dockerfiles agree with the code they run.
+"""The compose files and the services' Dockerfiles agree with the code they run.
 
-No Docker engine is needed: ``docker-compose.yml`` is read as YAML and each Dockerfile as text,
-and every name and port in them is checked against the service specs (``load_specs``) and the
-settings classes the specs point at. A misspelt variable would otherwise be ignored in silence
-(pydantic-settings skips unknown names) and the service would start on its defaults.
+No Docker engine is needed: ``docker-compose.yml`` (one node) and
+``deploy/docker-compose.nodes.yml`` (central and two regional nodes) are read as YAML and each
+Dockerfile as text, and every name and port in them is checked against the service specs
+(``load_specs``) and the settings classes the specs point at, for every node of every file. A
+misspelt variable would otherwise be ignored in silence (pydantic-settings skips unknown names)
+and the service would start on its defaults. tests/test_compose_nodes.py checks how the nodes
+of the multi-node file find each other.
 """
 
 from __future__ import annotations
@@ -12,105 +15,58 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from deployment_checks import (
     BY_NAME,
     CHECKED_NAMES,
+    COMPOSE_FILES,
+    COMPOSE_NODES,
     GATEWAY,
     ROOT,
     SPECS,
+    ComposeNode,
+    command_text,
     distribution_of,
     dockerfile_of,
     enrol_command,
+    environment,
+    interpolate,
+    load_compose,
+    mounts,
     resolve,
-    spec_env_names,
+    spec_of,
+    unknown_variables,
     wants_service_account,
 )
 from sqlalchemy.engine import make_url
 
 from tongban_kit.service import ServiceSpec
 
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 URL = re.compile(r"https?://[^\s'\"]+")
 
 per_spec = pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
 per_database = pytest.mark.parametrize(
     "spec", [s for s in SPECS if s.migrations], ids=lambda spec: spec.name
 )
+per_node = pytest.mark.parametrize("node", COMPOSE_NODES, ids=str)
+per_file = pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda path: path.name)
 
 
-# --- what the compose file says ------------------------------------------------------------
-
-
-def load_compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
-    with path.open() as stream:
-        compose: dict[str, Any] = yaml.safe_load(stream)
-    return compose
-
-
-def environment(service: Mapping[str, Any]) -> dict[str, str]:
-    """A compose service's environment, from either the mapping or the list form."""
-    env = service.get("environment") or {}
-    if isinstance(env, Mapping):
-        return {str(k): "" if v is None else str(v) for k, v in env.items()}
-    return dict(item.partition("=")[::2] for item in env)
-
-
-def interpolate(value: str) -> str:
-    """Compose's ``${VAR:-default}`` with nothing set: the default (or empty)."""
-    return re.sub(r"\$\{\w+(?::?[-?]([^}]*))?\}", lambda m: m.group(1) or "", value)
-
-
-def built_from(service: Mapping[str, Any]) -> Path | None:
-    build = service.get("build")
-    if build is None:
-        return None
-    if isinstance(build, str):
-        build = {"context": build}
-    context: str = build.get("context", ".")
-    dockerfile: str = build.get("dockerfile", "Dockerfile")
-    return (ROOT / context / dockerfile).resolve()
-
-
-def spec_of(service: Mapping[str, Any], specs: Iterable[ServiceSpec] = SPECS) -> ServiceSpec | None:
-    """The spec whose image a compose service runs, known by the Dockerfile it builds."""
-    dockerfile = built_from(service)
-    return next((spec for spec in specs if dockerfile_of(spec) == dockerfile), None)
-
-
-def unknown_variables(compose: Mapping[str, Any], specs: Iterable[ServiceSpec]) -> list[str]:
-    """``service: VARIABLE`` for each Tongban-looking variable that no setting of the image reads.
-
-    A service built from a Tongban Dockerfile may set only its own service's settings and the
-    node-wide ones; a service built from none (postgres, kafka) may name any Tongban setting.
-    """
-    specs = list(specs)
-    everything = set().union(*(spec_env_names(spec) for spec in specs))
-    problems = []
-    for name, service in compose.get("services", {}).items():
-        spec = spec_of(service, specs)
-        known = spec_env_names(spec) if spec else everything
-        for variable in environment(service):
-            checked = variable.startswith("TONGBAN_") or variable in CHECKED_NAMES
-            if checked and variable not in known:
-                problems.append(f"{name}: {variable}")
-    return sorted(problems)
-
-
-def services_running(spec: ServiceSpec, compose: Mapping[str, Any]) -> dict[str, Any]:
-    return {n: s for n, s in compose["services"].items() if spec_of(s) == spec}
-
-
-def container_port(mapping: str | int | Mapping[str, Any]) -> int:
-    if isinstance(mapping, Mapping):
+def container_port(mapping: str | int | dict[str, Any]) -> int:
+    if isinstance(mapping, dict):
         return int(mapping["target"])
     return int(str(mapping).rsplit(":", 1)[-1].split("/", 1)[0])
+
+
+def host_port(mapping: str | int | dict[str, Any]) -> str:
+    if isinstance(mapping, dict):
+        return str(mapping.get("published", ""))
+    parts = str(mapping).split("/", 1)[0].split(":")
+    return parts[-2] if len(parts) > 1 else ""
 
 
 def local_url_ports(text: str) -> list[int]:
@@ -142,20 +98,22 @@ def final_stage(path: Path) -> dict[str, list[str]]:
 # --- every service runs in compose, from its own image --------------------------------
 
 
+@per_node
 @per_spec
-def test_every_service_runs_in_compose_from_its_own_dockerfile(spec: ServiceSpec) -> None:
-    services = load_compose()["services"]
-    assert spec.name in services, f"docker-compose.yml has no service named {spec.name!r}"
-    dockerfile = built_from(services[spec.name])
-    assert dockerfile is not None, f"compose service {spec.name!r} has no build section"
-    assert dockerfile.is_file(), f"{spec.name}: {dockerfile} does not exist"
-    assert dockerfile == dockerfile_of(spec), (
-        f"{spec.name} is built from {dockerfile}, not from {dockerfile_of(spec)}"
-    )
+def test_every_service_runs_in_compose_from_its_own_dockerfile(
+    node: ComposeNode, spec: ServiceSpec
+) -> None:
+    name = node.name(spec.name)
+    assert name in node.compose["services"], f"{node.path.name} has no service named {name!r}"
+    service = node.service(spec.name)
+    assert service.get("build"), f"compose service {name!r} has no build section"
+    built = spec_of(service, base=node.base)
+    assert built == spec, f"{name} is not built from {dockerfile_of(spec)}"
 
 
-def test_depends_on_names_compose_services() -> None:
-    services = load_compose()["services"]
+@per_file
+def test_depends_on_names_compose_services(path: Path) -> None:
+    services = load_compose(path)["services"]
     missing = [
         f"{name} -> {other}"
         for name, service in services.items()
@@ -165,33 +123,51 @@ def test_depends_on_names_compose_services() -> None:
     assert not missing, f"depends_on names services compose does not have: {missing}"
 
 
-# --- every variable names a real setting ---------------------------------------------
-
-
-def test_every_variable_names_a_real_setting() -> None:
-    problems = unknown_variables(load_compose(), SPECS)
-    assert not problems, (
-        f"docker-compose.yml sets variables that no setting of that image reads: {problems}"
+@per_file
+def test_named_volumes_are_declared(path: Path) -> None:
+    compose = load_compose(path)
+    used = {
+        str(volume).partition(":")[0]
+        for service in compose["services"].values()
+        for volume in service.get("volumes", [])
+    }
+    named = {v for v in used if not v.startswith((".", "/", "~"))}
+    assert named <= set(compose.get("volumes") or {}), (
+        f"undeclared: {named - set(compose['volumes'])}"
     )
 
 
+# --- every variable names a real setting ---------------------------------------------
+
+
+@per_file
+def test_every_variable_names_a_real_setting(path: Path) -> None:
+    problems = unknown_variables(load_compose(path), SPECS, path.parent)
+    assert not problems, (
+        f"{path.name} sets variables that no setting of that image reads: {problems}"
+    )
+
+
+@per_node
 @per_spec
 def test_each_service_settings_load_from_its_compose_environment(
-    spec: ServiceSpec, monkeypatch: pytest.MonkeyPatch
+    node: ComposeNode, spec: ServiceSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for variable in list(os.environ):
         if variable.startswith("TONGBAN_") or variable in CHECKED_NAMES:
             monkeypatch.delenv(variable)
-    service = load_compose()["services"][spec.name]
-    for variable, value in environment(service).items():
+    for variable, value in environment(node.service(spec.name)).items():
         monkeypatch.setenv(variable, interpolate(value))
     settings = resolve(spec.settings)()  # raises on a value the setting refuses
-    assert settings.node.kafka_bootstrap_servers == "kafka:9092"
+    # Each node's services use that node's own broker and database server.
+    assert settings.node.kafka_bootstrap_servers == f"{node.name('kafka')}:9092"
+    if node.code is not None:
+        assert settings.node.node_code == node.code
     if spec.database:
         url = make_url(settings.database_url)
-        assert (url.host, url.database) == ("postgres", spec.database), (
-            f"{spec.name} reads database {url.database} on {url.host}, "
-            f"expected {spec.database} on postgres"
+        assert (url.host, url.database) == (node.name("postgres"), spec.database), (
+            f"{node.name(spec.name)} reads database {url.database} on {url.host}, "
+            f"expected {spec.database} on {node.name('postgres')}"
         )
 
 
@@ -236,9 +212,14 @@ def test_checker_accepts_service_node_and_alias_names() -> None:
 # --- ports -------------------------------------------------------------------------------
 
 
+@per_file
 @per_spec
-def test_compose_ports_and_health_checks_use_the_default_port(spec: ServiceSpec) -> None:
-    for name, service in services_running(spec, load_compose()).items():
+def test_compose_ports_and_health_checks_use_the_default_port(
+    path: Path, spec: ServiceSpec
+) -> None:
+    for name, service in load_compose(path)["services"].items():
+        if spec_of(service, base=path.parent) != spec:
+            continue
         ports = [container_port(p) for p in [*service.get("ports", []), *service.get("expose", [])]]
         assert set(ports) <= {spec.default_port}, (
             f"{name} maps container ports {ports}; {spec.name} listens on {spec.default_port}"
@@ -253,9 +234,14 @@ def test_compose_ports_and_health_checks_use_the_default_port(spec: ServiceSpec)
         assert port == str(spec.default_port), f"{name} sets {spec.env_prefix}PORT={port}"
 
 
-def test_only_the_gateway_is_published() -> None:
-    published = sorted(n for n, s in load_compose()["services"].items() if s.get("ports"))
-    assert published == [GATEWAY], f"services with published ports: {published}"
+@per_file
+def test_only_the_gateways_are_published(path: Path) -> None:
+    compose = load_compose(path)
+    published = sorted(n for n, s in compose["services"].items() if s.get("ports"))
+    gateways = sorted(node.name(GATEWAY) for node in COMPOSE_NODES if node.path == path)
+    assert published == gateways, f"services with published ports: {published}"
+    host_ports = [host_port(p) for n in published for p in compose["services"][n]["ports"]]
+    assert len(set(host_ports)) == len(host_ports), f"a host port is published twice: {host_ports}"
 
 
 # --- the Dockerfiles run what the specs say ----------------------------------------------
@@ -301,12 +287,12 @@ def test_dockerfile_installs_its_own_distribution_as_a_non_root_user(spec: Servi
     assert user.split(":")[0] == "10001", f"{spec.name} runs as {user!r}, not uid 10001"
 
 
-# --- the gateway finds every service ----------------------------------------------------
+# --- the gateway finds every service of its node -------------------------------------------
 
 
-def test_gateway_upstreams_point_at_compose_services_and_ports() -> None:
-    compose = load_compose()
-    env = environment(compose["services"][GATEWAY])
+@per_node
+def test_gateway_upstreams_point_at_its_own_nodes_services(node: ComposeNode) -> None:
+    env = environment(node.service(GATEWAY))
     for spec in SPECS:
         if spec.name == GATEWAY:
             continue
@@ -314,66 +300,74 @@ def test_gateway_upstreams_point_at_compose_services_and_ports() -> None:
         variable = f"TONGBAN_GATEWAY_{spec.name.upper()}_URL"
         assert variable in env, f"the gateway is not told where {spec.name} is ({variable})"
         url = urlsplit(env[variable])
-        target = compose["services"].get(url.hostname or "")
-        assert target is not None, f"{variable} names host {url.hostname!r}, not a compose service"
-        assert spec_of(target) == spec, f"{variable} points at {url.hostname}, not {spec.name}"
+        assert url.hostname == node.name(spec.name), (
+            f"{node.name(GATEWAY)}: {variable} names {url.hostname!r}, "
+            f"not its own node's {node.name(spec.name)}"
+        )
+        assert spec_of(node.service(spec.name), base=node.base) == spec
         assert url.port == spec.default_port, (
             f"{variable} uses port {url.port}; {spec.name} listens on {spec.default_port}"
         )
 
 
-def test_gateway_waits_for_every_service_to_be_healthy() -> None:
-    depends = load_compose()["services"][GATEWAY].get("depends_on", {})
+@per_node
+def test_gateway_waits_for_every_service_to_be_healthy(node: ComposeNode) -> None:
+    depends = node.service(GATEWAY).get("depends_on", {})
     for spec in SPECS:
         if spec.name != GATEWAY:
-            condition = depends.get(spec.name, {}).get("condition")
-            assert condition == "service_healthy", f"gateway -> {spec.name}: {condition}"
+            condition = depends.get(node.name(spec.name), {}).get("condition")
+            assert condition == "service_healthy", (
+                f"{node.name(GATEWAY)} -> {spec.name}: {condition}"
+            )
 
 
 # --- migrations run before the service, on the service's own image -----------------------
 
 
+@per_node
 @per_database
-def test_each_database_is_migrated_before_its_service_starts(spec: ServiceSpec) -> None:
+def test_each_database_is_migrated_before_its_service_starts(
+    node: ComposeNode, spec: ServiceSpec
+) -> None:
     # An image holds one service, so only that service's image can migrate its database.
-    compose = load_compose()
-    service = compose["services"][spec.name]
+    service = node.service(spec.name)
     command = ["tongban", "db", "upgrade", "--service", spec.name, "--create"]
-    jobs = [
-        name
-        for name, other in services_running(spec, compose).items()
-        if other.get("command") == command
-    ]
+    jobs = [name for name, other in node.running(spec).items() if other.get("command") == command]
     assert len(jobs) == 1, f"expected one job running `{' '.join(command)}` on {spec.name}'s image"
-    job = compose["services"][jobs[0]]
+    job = node.compose["services"][jobs[0]]
     variable = f"{spec.env_prefix}DATABASE_URL"
     assert environment(job).get(variable) == environment(service).get(variable), (
-        f"{jobs[0]} and {spec.name} disagree on {variable}"
+        f"{jobs[0]} and {node.name(spec.name)} disagree on {variable}"
     )
     condition = service.get("depends_on", {}).get(jobs[0], {}).get("condition")
     assert condition == "service_completed_successfully", (
-        f"{spec.name} must wait for {jobs[0]} to complete, not {condition!r}"
+        f"{node.name(spec.name)} must wait for {jobs[0]} to complete, not {condition!r}"
     )
 
 
 # --- services that call identity are enrolled as its clients ------------------------------
 
 
+@per_node
 @pytest.mark.parametrize(
     "spec", [s for s in SPECS if wants_service_account(s)], ids=lambda spec: spec.name
 )
-def test_each_service_account_is_enrolled_with_its_scopes_and_used(spec: ServiceSpec) -> None:
-    compose = load_compose()
-    env = environment(compose["services"][spec.name])
+def test_each_service_account_is_enrolled_with_its_scopes_and_used(
+    node: ComposeNode, spec: ServiceSpec
+) -> None:
+    service = node.service(spec.name)
+    env = environment(service)
     key_file = env.get(f"{spec.env_prefix}CLIENT_KEY_FILE")
     assert key_file, f"{spec.name} is not given its service account key ({spec.env_prefix}…)"
     assert env.get(f"{spec.env_prefix}CLIENT_ID") == f"svc-{spec.name}"
     wanted = shlex.join(enrol_command(spec, key_file))
-    enrolling = [
-        name
-        for name, service in compose["services"].items()
-        if wanted in shlex.join(shlex.split(" ".join(service.get("command") or [])))
-    ]
-    assert enrolling, f"no compose job runs `{wanted}`"
-    depends = compose["services"][spec.name].get("depends_on", {})
+    enrolling = [name for name, job in node.services().items() if wanted in command_text(job)]
+    assert enrolling, f"no job of {node} runs `{wanted}`"
+    job = node.compose["services"][enrolling[0]]
+    # At its own node's identity, with the key in the volume the service reads it from.
+    identity_db = f"{BY_NAME['identity'].env_prefix}DATABASE_URL"
+    assert environment(job)[identity_db] == environment(node.service("identity"))[identity_db]
+    folder = str(Path(key_file).parent)
+    assert mounts(job).get(folder) == mounts(service).get(folder) is not None
+    depends = service.get("depends_on", {})
     assert depends.get(enrolling[0], {}).get("condition") == "service_completed_successfully"
