@@ -15,6 +15,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,6 +137,22 @@ def test_named_volumes_are_declared(path: Path) -> None:
     assert named <= set(compose.get("volumes") or {}), (
         f"undeclared: {named - set(compose['volumes'])}"
     )
+
+
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="docker-compose (Compose v2) not installed"
+)
+@per_file
+def test_compose_itself_accepts_the_file(path: Path) -> None:
+    # Compose's own loader: schema, merge keys, interpolation, depends_on conditions.
+    checked = subprocess.run(
+        ["docker-compose", "-f", str(path), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 # --- every variable names a real setting ---------------------------------------------

@@ -26,6 +26,8 @@ from deployment_checks import (
     mounts,
 )
 
+from tongban_kit.node.nodes import default_plan
+
 BY_CODE = {node.code: node for node in FEDERATION}
 REGIONAL = [node for node in FEDERATION if node.code != CENTRAL]
 DIRECTORY_PATH = "/.well-known/tongban-directory.jwt"
@@ -69,8 +71,6 @@ def _jobs(node: ComposeNode, pattern: str) -> dict[str, re.Match[str]]:
 
 
 def test_the_file_holds_the_three_nodes_of_tongban_nodes_up() -> None:
-    from tongban_kit.node.nodes import default_plan
-
     assert [node.code for node in FEDERATION] == [plan.code for plan in default_plan()]
     for plan in default_plan():
         identity = environment(BY_CODE[plan.code].service("identity"))
