@@ -290,7 +290,10 @@ def _journey(world: World, load: Load, n: int) -> None:
     draft = _call(
         load,
         lambda: api.post(
-            "/registration/v1/applications", json=application(name=name), headers=world.person
+            "/registration/v1/applications",
+            json=application(name=name),
+            # A retry after an answer lost to the fault must not meet its own name as taken.
+            headers={"Idempotency-Key": f"draft-{name}", **world.person},
         ),
     )
     app_id = draft["id"]

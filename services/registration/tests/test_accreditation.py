@@ -143,6 +143,10 @@ async def test_every_unmet_prerequisite_is_listed_at_once_and_nothing_is_created
     )
     refused = await licensing.apply(uscc, "small-catering")
     unknown = await licensing.apply(uscc, "fireworks")
+    unknown_checked = await licensing.flow.client.get(
+        f"/v1/businesses/{uscc}/licence-types/fireworks/prerequisites",
+        headers=licensing.flow.applicant,
+    )
 
     assert checked.json()["met"] is False
     assert [u["prerequisite"] for u in checked.json()["unmet"]] == ["business_scope", "licence"]
@@ -150,6 +154,8 @@ async def test_every_unmet_prerequisite_is_listed_at_once_and_nothing_is_created
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["unmet_prerequisites"] == checked.json()["unmet"]
     assert unknown.status_code == 400
+    assert unknown_checked.status_code == 404
+    assert unknown_checked.headers["content-type"] == "application/problem+json"
     assert await sql("SELECT count(*) FROM licence_applications") == [(0,)]
 
 

@@ -49,8 +49,9 @@ async def check_prerequisites(
     does not, all at once (一次性告知), before it applies.
 
     Access: the business's legal representative or a person acting for it (404 otherwise).
+    404 for a licence type this node does not issue.
     """
-    kind = service.licence_type_of(settings, licence_type)
+    kind = service.licence_type_of(settings, licence_type, in_path=True)
     business = await service.business_of_holder(session, caller=caller, uscc=uscc)
     unmet = await prerequisites.unmet(
         session, business=business, licence_type=kind, exchange=exchange

@@ -34,8 +34,14 @@ def is_holder(caller: AccessClaims, business: Business) -> bool:
     return caller.sub == business.owner
 
 
-def licence_type_of(settings: RegistrationSettings, code: str) -> LicenceType:
+def licence_type_of(
+    settings: RegistrationSettings, code: str, *, in_path: bool = False
+) -> LicenceType:
+    """The node's licence type ``code``: an unknown one named in a path is a resource that
+    does not exist (404), named in a body a bad field (400)."""
     licence_type = settings.licence_type(code)
+    if licence_type is None and in_path:
+        raise NotFound(f"this node issues no {code!r} licence")
     if licence_type is None:
         raise BadRequest(
             f"licence_type: this node issues no {code!r} licence", field="licence_type"
