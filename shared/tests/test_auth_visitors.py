@@ -114,7 +114,7 @@ async def test_a_visitor_signs_in_with_the_home_nodes_token_and_keeps_visitor_sc
 
     assert mine.status_code == 200, mine.text
     assert mine.json() == {
-        "sub": "person-7f3a",
+        "sub": "440300:person-7f3a",
         "node": "440300",
         "visitor": True,
         "scopes": ["openid", "profile"],
@@ -135,6 +135,7 @@ async def test_a_visitor_signs_in_with_the_home_nodes_token_and_keeps_visitor_sc
         ("active", {"node": "110000"}, "'node' claim"),
         ("active", {"department": "tax-310000"}, "not departments"),
         ("active", {"exp": 1}, "expired"),
+        ("active", {"sub": "p" * 101}, "too long"),
     ],
 )
 async def test_a_visitor_token_is_refused_unless_every_rule_holds(

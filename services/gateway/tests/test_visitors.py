@@ -112,7 +112,7 @@ async def test_a_visitor_is_let_through_and_served_with_visitor_scopes(
     assert mine.json() == {"node": "310000", "visitor": True, "scopes": ["openid", "profile"]}
     assert again.status_code == 200
     assert officer.status_code == 403  # the officer scope stayed at home
-    assert SEEN == ["person-sh", "person-sh"]
+    assert SEEN == ["310000:person-sh", "310000:person-sh"]  # its home code in front
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,9 @@ A token whose ``iss`` is not this node's issuer is a visitor's token. It is acce
 
 The claims then keep only the scopes this node allows visitors (``TONGBAN_VISITOR_SCOPES``):
 ``tongban:admin``, officer and department scopes are dropped, and so is ``business`` (a
-delegation is recorded at the home node, not here). A visitor is a ``person`` whose ``node``
-is not this node's code (``is_visitor``).
+delegation is recorded at the home node, not here). ``sub`` becomes ``<home code>:<sub>`` (at
+most 100 characters before), so a visitor is never taken for a person of this node. A visitor
+is a ``person`` whose ``node`` is not this node's code (``is_visitor``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ logger = logging.getLogger("tongban.auth.visitors")
 #: issuer -> node code, for the active nodes of a valid directory copy; raises
 #: ``ServiceUnavailable`` without one.
 IssuerMap = Callable[[], Mapping[str, str]]
+_MAX_VISITOR_SUB = 100  # with "<home code>:" in front it fits services' 128-character columns
 
 
 def is_visitor(claims: AccessClaims, node_code: str) -> bool:
@@ -104,8 +106,13 @@ class TrustedIssuers:
             raise InvalidToken("the token's 'node' claim is not its issuer's node")
         if claims.department is not None or claims.client_id is not None:
             raise InvalidToken("only people sign in as visitors, not departments")
+        if len(claims.sub) > _MAX_VISITOR_SUB:
+            raise InvalidToken("the token's 'sub' claim is too long for a visitor")
         kept = [scope for scope in claims.scope.split() if scope in self.scopes]
-        return claims.model_copy(update={"scope": " ".join(kept), "business": None})
+        # The home node speaks for its own people only: its subjects get its code in front,
+        # so no node can pass one of its tokens off as a person of another node.
+        update = {"sub": f"{home}:{claims.sub}", "scope": " ".join(kept), "business": None}
+        return claims.model_copy(update=update)
 
 
 class DirectoryFollower:
