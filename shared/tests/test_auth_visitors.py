@@ -75,9 +75,12 @@ def node(code: str, token_issuer: str, status: str = "active") -> dict[str, Any]
 async def service_at_310000(
     local: LocalIssuer, nodes: list[dict[str, Any]]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    document = sign_directory(development_node_key("100000"), nodes)
+    """Node 310000's service following central's directory of ``nodes`` (a list the test may
+    change: central signs it afresh at each request)."""
     central = FastAPI()
-    central.get("/directory.jwt", response_class=PlainTextResponse)(lambda: document)
+    central.get("/directory.jwt", response_class=PlainTextResponse)(
+        lambda: sign_directory(development_node_key("100000"), nodes)
+    )
     async with serving_app(central) as central_url:
         settings = BaseServiceSettings(
             service_name="registration",
@@ -151,6 +154,18 @@ async def test_a_visitor_token_is_refused_unless_every_rule_holds(
     assert response.status_code == 401, response.text
     assert response.headers["content-type"] == PROBLEM
     assert reason in response.json()["detail"]
+
+
+async def test_a_node_enrolled_since_the_last_refresh_is_looked_up_at_once(
+    home: LocalIssuer, local: LocalIssuer
+) -> None:
+    nodes: list[dict[str, Any]] = []
+    async with service_at_310000(local, nodes) as client:
+        nodes.append(node("440300", home.issuer))  # enrolled at central after our fetch
+        response = await client.get("/v1/my-applications", headers=bearer(home.mint()))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["visitor"] is True
 
 
 async def test_without_a_directory_only_the_nodes_own_tokens_count(

@@ -69,7 +69,7 @@ async def verify_access_token(
     if visitors is not None:
         claimed = _claimed_issuer(jws)
         if claimed != issuer:
-            home, jwks = visitors.home_of(claimed)
+            home, jwks = await visitors.home_of(claimed)
             issuer = str(claimed)
             audiences = (audience, visitors.home_audience(home))
     try:

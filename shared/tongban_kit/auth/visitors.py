@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 import httpx
 from fastapi import FastAPI
@@ -69,22 +70,35 @@ class TrustedIssuers:
         *,
         own_code: str,
         scopes: Iterable[str],
+        refresh: Callable[[], Awaitable[None]] | None = None,
         min_refetch_s: float = 10.0,
     ) -> None:
         self._issuers = issuers
+        self._refresh = refresh
+        self._refreshed_at = -min_refetch_s
+        self._lock = asyncio.Lock()
         self._client = http_client
         self.own_code = own_code
         self.scopes = frozenset(scopes) - {OPERATOR_SCOPE}
         self._min_refetch_s = min_refetch_s
         self._keys: dict[str, JwksCache] = {}
 
-    def home_of(self, issuer: object) -> tuple[str, JwksCache]:
+    async def home_of(self, issuer: object) -> tuple[str, JwksCache]:
         """The home node of a visitor's token from ``issuer`` and its keys; ``InvalidToken``
-        when no active node of the directory issues tokens as ``issuer``."""
-        code = self._issuers().get(issuer) if isinstance(issuer, str) else None
+        when no active node of the directory issues tokens as ``issuer``. An issuer our copy
+        does not list makes us fetch the directory again first (a node enrolled since), at
+        most once per ``min_refetch_s`` whoever asks."""
+        if not isinstance(issuer, str):
+            raise InvalidToken("the token's issuer is not an active node of the directory")
+        code = self._known(issuer)
+        if code is None and self._refresh is not None:
+            async with self._lock:
+                if time.monotonic() - self._refreshed_at >= self._min_refetch_s:
+                    self._refreshed_at = time.monotonic()
+                    await self._refresh()
+            code = self._issuers().get(issuer)
         if code is None or code == self.own_code:
             raise InvalidToken("the token's issuer is not an active node of the directory")
-        assert isinstance(issuer, str)
         cache = self._keys.get(issuer)
         if cache is None:
             # Bounded: only issuers the signed directory lists get a cache.
@@ -95,6 +109,12 @@ class TrustedIssuers:
             )
             self._keys[issuer] = cache
         return code, cache
+
+    def _known(self, issuer: str) -> str | None:
+        try:
+            return self._issuers().get(issuer)
+        except ServiceUnavailable:
+            return None  # no valid copy: fetch one, then ask again (503 if still none)
 
     @staticmethod
     def home_audience(code: str) -> str:
@@ -167,13 +187,19 @@ async def visitor_verification(
     async with httpx.AsyncClient() as client:
         await follower.refresh(client, timeout_s=3.0)
         visitors = TrustedIssuers(
-            follower.issuers, client, own_code=node.node_code, scopes=node.visitor_scopes
+            follower.issuers,
+            client,
+            own_code=node.node_code,
+            scopes=node.visitor_scopes,
+            refresh=lambda: follower.refresh(client, timeout_s=3.0),
         )
         app.state.visitors = visitors
 
         async def follow() -> None:
             while True:
-                await asyncio.sleep(refresh_s)
+                # Without a valid copy (central starting), ask again soon.
+                valid = follower.copy is not None and follower.copy.valid
+                await asyncio.sleep(refresh_s if valid else min(refresh_s, 5.0))
                 await follower.refresh(client)
 
         task = asyncio.create_task(follow(), name="directory-follower")
