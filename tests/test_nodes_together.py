@@ -231,6 +231,8 @@ def test_a_person_of_440300_signs_in_at_310000_as_a_visitor(
         address={"line": "浦东新区世纪大道1号", "division_code": "310115"},
     )
     draft = away.post("/applications", json=body, headers=token)
+    # substantial at home (confirmed by 440300's market regulation): enough to submit here
+    submitted = away.post(f"/applications/{draft.json()['id']}/submit", headers=token)
     mine = away.get("/applications", headers=token)
     officer = away.get("/review/applications", headers=token)
     forged_key = ec.generate_private_key(ec.SECP256R1())
@@ -241,6 +243,8 @@ def test_a_person_of_440300_signs_in_at_310000_as_a_visitor(
     refused = away.get("/applications", headers={"Authorization": f"Bearer {forged}"})
 
     assert draft.status_code == 201, draft.text
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] == "submitted"
     assert [item["id"] for item in mine.json()["items"]] == [draft.json()["id"]]
     assert officer.status_code == 403, officer.text
     assert refused.status_code == 401, refused.text
