@@ -191,3 +191,5 @@ async def test_without_a_directory_only_the_nodes_own_tokens_count(
 async def test_tongban_admin_is_never_a_visitor_scope() -> None:
     with pytest.raises(ValueError, match="never a visitor"):
         NodeSettings(visitor_scopes=["openid", "tongban:admin"])
+    with pytest.raises(ValueError, match="http"):
+        NodeSettings(directory_url="ftp://central/directory.jwt")

@@ -112,6 +112,13 @@ class NodeSettings(BaseSettings):
         "operator, officer or department scope.",
     )
 
+    @field_validator("directory_url")
+    @classmethod
+    def _directory_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
     @field_validator("visitor_scopes")
     @classmethod
     def _visitors_are_people(cls, value: list[str]) -> list[str]:
