@@ -18,6 +18,7 @@ from tongban_kit.auth.node_keys import development_node_key, public_jwk
 from tongban_kit.auth.node_trust import sign_directory
 from tongban_kit.auth.testing import LocalIssuer, LocalKey
 from tongban_kit.auth.visitors import is_visitor
+from tongban_kit.infra import free_port
 from tongban_kit.service import create_base_app
 from tongban_kit.settings import BaseServiceSettings, NodeSettings
 from tongban_kit.testing.apps import serving_app
@@ -193,3 +194,27 @@ async def test_tongban_admin_is_never_a_visitor_scope() -> None:
         NodeSettings(visitor_scopes=["openid", "tongban:admin"])
     with pytest.raises(ValueError, match="http"):
         NodeSettings(directory_url="ftp://central/directory.jwt")
+
+
+async def test_without_a_copy_of_the_directory_a_visitor_is_a_503_and_own_tokens_still_work(
+    home: LocalIssuer, local: LocalIssuer
+) -> None:
+    settings = BaseServiceSettings(
+        service_name="registration",
+        node=NodeSettings(
+            node_code="310000",
+            log_format="text",
+            token_issuer=local.issuer,
+            jwks_url=local.jwks_url,
+            directory_url=f"http://127.0.0.1:{free_port()}/directory.jwt",  # central down
+        ),
+    )
+    app = create_base_app(settings=settings, title="t", description="", routers=[router])
+    async with serving_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+        visitor = await client.get("/v1/my-applications", headers=bearer(home.mint()))
+        own = await client.get("/v1/my-applications", headers=bearer(local.mint()))
+
+    assert visitor.status_code == 503, visitor.text
+    assert visitor.headers["content-type"] == PROBLEM
+    assert visitor.headers["retry-after"] == "60"
+    assert own.status_code == 200

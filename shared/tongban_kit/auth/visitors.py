@@ -90,13 +90,14 @@ class TrustedIssuers:
         most once per ``min_refetch_s`` whoever asks."""
         if not isinstance(issuer, str):
             raise InvalidToken("the token's issuer is not an active node of the directory")
-        code = self._known(issuer)
-        if code is None and self._refresh is not None:
-            async with self._lock:
-                if time.monotonic() - self._refreshed_at >= self._min_refetch_s:
-                    self._refreshed_at = time.monotonic()
-                    await self._refresh()
-            code = self._issuers().get(issuer)
+        code = self._known(issuer) if self._refresh is not None else None
+        if code is None:
+            if self._refresh is not None:
+                async with self._lock:
+                    if time.monotonic() - self._refreshed_at >= self._min_refetch_s:
+                        self._refreshed_at = time.monotonic()
+                        await self._refresh()
+            code = self._issuers().get(issuer)  # 503 without a valid copy
         if code is None or code == self.own_code:
             raise InvalidToken("the token's issuer is not an active node of the directory")
         cache = self._keys.get(issuer)
@@ -136,7 +137,9 @@ class TrustedIssuers:
 
 
 class DirectoryFollower:
-    """A service's copy of the central directory (the gateway keeps its own, same rules)."""
+    """A process's copy of the central directory, for visitors' tokens (every service's and
+    the gateway's; the gateway's routing follows its own copy, ``tongban_gateway.directory``,
+    of the same signed document)."""
 
     def __init__(self, node: NodeSettings) -> None:
         assert node.directory_url is not None
