@@ -2,7 +2,7 @@
 310000, enrolled in central's directory. A business registered at 440300 is seen through
 310000; node assertions that are forged, replayed, expired or from an unknown node are refused;
 with central stopped the regional nodes keep serving on their cached directory, even across a
-gateway restart."""
+gateway restart; a person of 440300 signs in at 310000 with 440300's token (a visitor)."""
 
 from __future__ import annotations
 
@@ -216,6 +216,39 @@ def test_node_assertions_that_do_not_hold_are_refused(nodes: Federation) -> None
     for name, answer in answers.items():
         assert answer.status_code == 401, (name, answer.text)
         assert answer.headers["content-type"] == "application/problem+json", name
+
+
+def test_a_person_of_440300_signs_in_at_310000_as_a_visitor(
+    nodes: Federation, shenzhen_business: dict[str, Any]
+) -> None:
+    """The token 440300's identity issued is taken by 310000's gateway and registration: the
+    person applies there, with visitor scopes only; a token that 440300 did not sign is not."""
+    token = _login(httpx.Client(base_url=f"{nodes.gateway('440300')}/api", timeout=15))
+    away = httpx.Client(base_url=f"{nodes.gateway('310000')}/api/registration/v1", timeout=15)
+
+    body = application(
+        name="上海市跨省通办访客测试有限公司",
+        address={"line": "浦东新区世纪大道1号", "division_code": "310115"},
+    )
+    draft = away.post("/applications", json=body, headers=token)
+    # substantial at home (confirmed by 440300's market regulation): enough to submit here
+    submitted = away.post(f"/applications/{draft.json()['id']}/submit", headers=token)
+    mine = away.get("/applications", headers=token)
+    officer = away.get("/review/applications", headers=token)
+    forged_key = ec.generate_private_key(ec.SECP256R1())
+    claims = jwt.decode(token["Authorization"].split()[1], options={"verify_signature": False})
+    forged = jwt.encode(
+        claims, forged_key, algorithm="ES256", headers={"kid": "forged", "typ": "at+jwt"}
+    )
+    refused = away.get("/applications", headers={"Authorization": f"Bearer {forged}"})
+
+    assert draft.status_code == 201, draft.text
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] == "submitted"
+    assert [item["id"] for item in mine.json()["items"]] == [draft.json()["id"]]
+    assert officer.status_code == 403, officer.text
+    assert refused.status_code == 401, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
 
 
 def test_with_central_stopped_regional_nodes_serve_on_their_cached_directory(

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 
 from tongban_kit.auth.client import ServiceTokens, load_service_key
 from tongban_kit.auth.dependencies import token_verification
+from tongban_kit.auth.visitors import visitor_verification
 from tongban_kit.db.engine import build_engine, build_sessionmaker
 from tongban_kit.errors import install_problem_handlers
 from tongban_kit.health import broker_check, database_check, health_router
@@ -78,7 +79,8 @@ def create_base_app(
 
     With ``verify_tokens`` (the default) ``tongban_kit.auth.require`` works on every route:
     identity's keys are fetched from the node's ``jwks_url`` and kept fresh, and only tokens
-    of the node's issuer and audience are accepted. Identity, which publishes the keys, wires
+    of the node's issuer and audience are accepted; with ``TONGBAN_DIRECTORY_URL`` also
+    visitors' tokens (``tongban_kit.auth.visitors``). Identity, which publishes the keys, wires
     its own and passes ``False``. ``body_limits`` raises the node's body limit on the paths it
     names (regular expressions): an upload route.
     """
@@ -94,7 +96,16 @@ def create_base_app(
             if verify_tokens
             else contextlib.nullcontext()
         )
-        async with verification as jwks, lifespan(app) if lifespan else contextlib.nullcontext():
+        visiting = (
+            visitor_verification(app, node)
+            if verify_tokens and node.directory_url
+            else contextlib.nullcontext()
+        )
+        async with (
+            verification as jwks,
+            visiting,
+            lifespan(app) if lifespan else contextlib.nullcontext(),
+        ):
             if jwks is not None:
                 # Not ready until identity's keys are held: every request would get a 503.
                 app.state.readiness["identity_keys"] = jwks.ready

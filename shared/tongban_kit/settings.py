@@ -93,6 +93,39 @@ class NodeSettings(BaseSettings):
         "launcher points it at identity's port).",
     )
 
+    directory_url: str | None = Field(
+        default=None,
+        description="The central directory (`…/api/identity/.well-known/tongban-directory.jwt` "
+        "at central), as the gateway's `TONGBAN_GATEWAY_DIRECTORY_URL`. Set, services accept "
+        "visitors: people signed in at another active node of the directory, with "
+        "`TONGBAN_VISITOR_SCOPES` only. Unset, only this node's tokens.",
+    )
+    directory_anchor_file: Path | None = Field(
+        default=None,
+        description="Central's node key (a JWKS file, as the gateway's anchor) the directory "
+        "must be signed with; required in production when `TONGBAN_DIRECTORY_URL` is set.",
+    )
+    visitor_scopes: list[str] = Field(
+        default=["openid", "profile"],
+        description="The only scopes a visitor's token keeps here (others are dropped): a "
+        "person's own business (their applications, their documents) needs none. Never an "
+        "operator, officer or department scope.",
+    )
+
+    @field_validator("directory_url")
+    @classmethod
+    def _directory_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("visitor_scopes")
+    @classmethod
+    def _visitors_are_people(cls, value: list[str]) -> list[str]:
+        if "tongban:admin" in value:
+            raise ValueError("tongban:admin is never a visitor's scope")
+        return value
+
     @field_validator("token_issuer", "jwks_url", "identity_url")
     @classmethod
     def _is_a_url(cls, value: str) -> str:

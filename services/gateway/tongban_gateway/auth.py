@@ -8,6 +8,11 @@ replace theirs.
 
 A token that verified is remembered (bounded, until its ``exp``, and only while its signing key
 is still published), so a client's next requests cost a dictionary lookup, not an ECDSA check.
+
+Visitors' tokens (issued by another node, ``tongban_kit.auth.visitors``) are accepted with the
+kit's ``TrustedIssuers`` the base app builds from ``TONGBAN_DIRECTORY_URL``, as every service
+of the node does: same setting, same code, same answer. They are checked every time, never
+remembered, so a node suspended in the directory is refused from the next refresh on.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 import jwt
 
 from tongban_kit.auth import AccessClaims, InvalidToken, JwksCache, verify_access_token
+from tongban_kit.auth.visitors import TrustedIssuers
 
 __all__ = ["EdgeAuth", "client_key"]
 
@@ -34,10 +40,18 @@ class _Verified:
 class EdgeAuth:
     """Verify bearer tokens for the gateway with the app's ``JwksCache``."""
 
-    def __init__(self, jwks: JwksCache, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        jwks: JwksCache,
+        *,
+        issuer: str,
+        audience: str,
+        visitors: TrustedIssuers | None = None,
+    ) -> None:
         self.jwks = jwks
         self.issuer = issuer
         self.audience = audience
+        self.visitors = visitors
         self._verified: dict[str, _Verified] = {}
 
     async def claims(self, authorization: str | None) -> AccessClaims:
@@ -55,9 +69,14 @@ class EdgeAuth:
                 return known.claims
             del self._verified[token]
         claims = await verify_access_token(
-            token, jwks=self.jwks, issuer=self.issuer, audience=self.audience
+            token,
+            jwks=self.jwks,
+            issuer=self.issuer,
+            audience=self.audience,
+            visitors=self.visitors,
         )
-        self._remember(token, claims)
+        if claims.iss == self.issuer:
+            self._remember(token, claims)
         return claims
 
     def _remember(self, token: str, claims: AccessClaims) -> None:

@@ -56,7 +56,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             async with upstream_session(settings) as session:
                 auth = EdgeAuth(
-                    app.state.jwks, issuer=node.token_issuer, audience=node.token_audience
+                    app.state.jwks,
+                    issuer=node.token_issuer,
+                    audience=node.token_audience,
+                    visitors=getattr(app.state, "visitors", None),
                 )
                 proxy.start(session, auth, buckets)
                 app.state.readiness.update(proxy.readiness_checks())

@@ -63,7 +63,11 @@ def require(
             raise InvalidToken("this request needs a bearer access token", missing=True)
         jwks, issuer, audience = _wiring(request.app)
         claims = await verify_access_token(
-            credentials.credentials, jwks=jwks, issuer=issuer, audience=audience
+            credentials.credentials,
+            jwks=jwks,
+            issuer=issuer,
+            audience=audience,
+            visitors=getattr(request.app.state, "visitors", None),
         )
         missing = tuple(scope for scope in scopes if scope not in claims.scopes)
         if missing:

@@ -10,16 +10,23 @@ directory lists for an active node, and a ``jti`` not seen before.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from tongban_kit.auth.node_keys import CENTRAL_NODE, node_identifier, public_jwk
+from tongban_kit.auth.node_keys import (
+    CENTRAL_NODE,
+    development_node_key,
+    node_identifier,
+    public_jwk,
+)
 
 __all__ = [
     "ASSERTION_HEADER",
@@ -29,6 +36,7 @@ __all__ = [
     "NodeDirectory",
     "ReplayGuard",
     "jwks_keys",
+    "load_anchor",
     "read_directory",
     "sign_assertion",
     "sign_directory",
@@ -58,6 +66,7 @@ class DirectoryNode:
     gateway_url: str
     keys: dict[str, ec.EllipticCurvePublicKey]  # by kid
     status: str
+    token_issuer: str = ""  # ``iss`` of the node's access tokens (visitors' tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,25 @@ def jwks_keys(jwks: Any) -> dict[str, ec.EllipticCurvePublicKey]:
         key = ECAlgorithm.from_jwk(jwk)
         if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(jwk.get("kid"), str):
             keys[jwk["kid"]] = key
+    return keys
+
+
+def load_anchor(
+    path: Path | None, *, production: bool, setting: str
+) -> dict[str, ec.EllipticCurvePublicKey]:
+    """Central's node key(s), the directory's trust anchor, from the JWKS file at ``path``;
+    outside production without a file, central's development key. ``ValueError`` names
+    ``setting`` when the file is required, unreadable or holds no P-256 key."""
+    if path is None:
+        if production:
+            raise ValueError(f"{setting} is required in production")
+        return jwks_keys({"keys": [public_jwk(development_node_key(CENTRAL_NODE))]})
+    try:
+        keys = jwks_keys(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, AttributeError, jwt.PyJWTError) as exc:
+        raise ValueError(f"{setting}={path}: {exc}") from None
+    if not keys:
+        raise ValueError(f"{setting}={path}: no P-256 key")
     return keys
 
 
@@ -117,6 +145,7 @@ def read_directory(document: str, anchor: dict[str, ec.EllipticCurvePublicKey]) 
                 gateway_url=entry["gateway_url"].rstrip("/"),
                 keys=jwks_keys(entry["jwks"]),
                 status=entry["status"],
+                token_issuer=str(entry.get("token_issuer", "")).rstrip("/"),
             )
             for entry in claims["nodes"]
         }

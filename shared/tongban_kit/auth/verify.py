@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -11,6 +11,9 @@ from tongban_kit.auth import compact
 from tongban_kit.auth.challenges import InvalidToken
 from tongban_kit.auth.claims import AccessClaims
 from tongban_kit.auth.jwks import JwksCache, UnknownKeyId
+
+if TYPE_CHECKING:
+    from tongban_kit.auth.visitors import TrustedIssuers
 
 __all__ = ["ACCESS_TOKEN_ALGORITHM", "ACCESS_TOKEN_TYPE", "verify_access_token"]
 
@@ -30,6 +33,7 @@ async def verify_access_token(
     issuer: str,
     audience: str,
     leeway_s: float = 30.0,
+    visitors: TrustedIssuers | None = None,
 ) -> AccessClaims:
     """The claims of ``token`` if it is a valid ES256 access token from ``issuer`` for ``audience``.
 
@@ -60,6 +64,14 @@ async def verify_access_token(
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > 128:
         raise InvalidToken("the token names no key id (kid)")
+    home: str | None = None
+    audiences: tuple[str, ...] = (audience,)
+    if visitors is not None:
+        claimed = _claimed_issuer(jws)
+        if claimed != issuer:
+            home, jwks = await visitors.home_of(claimed)
+            issuer = str(claimed)
+            audiences = (audience, visitors.home_audience(home))
     try:
         key = await jwks.get_key(kid)
     except UnknownKeyId:
@@ -70,15 +82,27 @@ async def verify_access_token(
         payload = jws.payload()
     except compact.MalformedJws:
         raise InvalidToken("the token is malformed") from None
-    _check_registered_claims(payload, issuer=issuer, audience=audience, leeway_s=leeway_s)
+    _check_registered_claims(payload, issuer=issuer, audiences=audiences, leeway_s=leeway_s)
     try:
-        return AccessClaims.model_validate(payload)
+        claims = AccessClaims.model_validate(payload)
     except ValidationError as exc:
         raise InvalidToken(_claims_problem(exc)) from None
+    if visitors is not None and home is not None:
+        return visitors.admit(claims, home)
+    return claims
+
+
+def _claimed_issuer(jws: compact.CompactJws) -> object:
+    """The ``iss`` a token claims, read before its signature is checked: only to pick the keys
+    to check it with (the claims are used only once the signature holds)."""
+    try:
+        return jws.payload().get("iss")
+    except compact.MalformedJws:
+        raise InvalidToken("the token is malformed") from None
 
 
 def _check_registered_claims(
-    payload: dict[str, Any], *, issuer: str, audience: str, leeway_s: float
+    payload: dict[str, Any], *, issuer: str, audiences: tuple[str, ...], leeway_s: float
 ) -> None:
     """RFC 7519 §4.1 as ``jwt.decode`` checks them: present, times, issuer, audience."""
     for claim in _REQUIRED:
@@ -93,12 +117,12 @@ def _check_registered_claims(
         raise InvalidToken("the token is not valid yet (iat)")
     if payload["iss"] != issuer:
         raise InvalidToken("the token comes from another issuer")
-    audiences = payload["aud"]
-    if isinstance(audiences, str):
-        audiences = [audiences]
-    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+    named = payload["aud"]
+    if isinstance(named, str):
+        named = [named]
+    if not isinstance(named, list) or not all(isinstance(a, str) for a in named):
         raise InvalidToken("the token's 'aud' claim is invalid")
-    if audience not in audiences:
+    if not any(audience in named for audience in audiences):
         raise InvalidToken("the token is not meant for this service (aud)")
 
 

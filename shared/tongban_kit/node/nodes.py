@@ -149,6 +149,8 @@ class Federation:
                 "TONGBAN_IDENTITY_NODE_NAME": plan.name,
                 "TONGBAN_TOKEN_ISSUER": f"{self.gateway(plan.code)}/api/identity",
                 "TONGBAN_GATEWAY_DIRECTORY_URL": f"{directory}/.well-known/tongban-directory.jwt",
+                # Services follow the same document to accept visitors' tokens.
+                "TONGBAN_DIRECTORY_URL": f"{directory}/.well-known/tongban-directory.jwt",
                 "TONGBAN_GATEWAY_DIRECTORY_CACHE_FILE": str(state / "directory.jwt"),
                 "TONGBAN_GATEWAY_DIRECTORY_REFRESH_S": os.environ.get(
                     "TONGBAN_GATEWAY_DIRECTORY_REFRESH_S", str(self.refresh_s)
