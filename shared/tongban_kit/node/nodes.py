@@ -151,6 +151,13 @@ class Federation:
                 "TONGBAN_GATEWAY_DIRECTORY_URL": f"{directory}/.well-known/tongban-directory.jwt",
                 # Services follow the same document to accept visitors' tokens.
                 "TONGBAN_DIRECTORY_URL": f"{directory}/.well-known/tongban-directory.jwt",
+                # National datasets flow region → central → other regions (store-and-forward).
+                "TONGBAN_EXCHANGE_NATIONAL_DIRECTORY_URL": (
+                    f"{directory}/.well-known/tongban-directory.jwt"
+                ),
+                "TONGBAN_EXCHANGE_NATIONAL_REFRESH_S": os.environ.get(
+                    "TONGBAN_GATEWAY_DIRECTORY_REFRESH_S", str(self.refresh_s)
+                ),
                 "TONGBAN_GATEWAY_DIRECTORY_CACHE_FILE": str(state / "directory.jwt"),
                 "TONGBAN_GATEWAY_DIRECTORY_REFRESH_S": os.environ.get(
                     "TONGBAN_GATEWAY_DIRECTORY_REFRESH_S", str(self.refresh_s)
