@@ -7,11 +7,8 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,8 +16,6 @@ import httpx
 import jwt
 import psutil
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
 from standardwebhooks import Webhook
 
 from tongban_kit.auth import ServiceTokens
@@ -28,6 +23,7 @@ from tongban_kit.auth.client import load_service_key
 from tongban_kit.events import CloudEvent
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import EventProbe
+from tongban_kit.testing.callers import department
 from tongban_kit.testing.node import NodeProcess, node_process
 from tongban_registration.testing import application
 
@@ -88,51 +84,10 @@ def _login(api: httpx.Client) -> str:
     return str(login.json()["access_token"])
 
 
-def _department_token(api: httpx.Client, node: NodeProcess, code: str, scopes: str) -> str:
+def _department_token(node: NodeProcess, code: str, scopes: str) -> str:
     """Enrol a department with the `tongban departments` command, as an operator does, and get
-    its token with private_key_jwt (RFC 7523)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": f"{code}-1", "use": "sig"}
-    jwks_file = node.state_dir / f"{code}-jwks.json"
-    jwks_file.write_text(json.dumps({"keys": [jwk]}))
-    env = {
-        **node.env,
-        "TONGBAN_IDENTITY_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:"
-        f"{node.env['TONGBAN_EMBEDDED_POSTGRES_PORT']}/tongban_identity",
-    }
-    enrolled = subprocess.run(
-        [
-            *(sys.executable, "-m", "tongban_kit.cli", "departments", "create"),
-            *("--code", code, "--name", f"{code} department"),
-            *("--scopes", scopes, "--jwks-file", str(jwks_file)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert enrolled.returncode == 0, enrolled.stderr
-    client_id = enrolled.stdout.strip()
-    token_url = f"{node.gateway}/api/identity/oauth/token"
-    now = int(time.time())
-    assertion = jwt.encode(
-        {"iss": client_id, "sub": client_id, "aud": token_url, "iat": now, "exp": now + 60}
-        | {"jti": uuid.uuid4().hex},
-        key,
-        algorithm="ES256",
-        headers={"kid": f"{code}-1"},
-    )
-    issued = api.post(
-        "/identity/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
-        },
-    )
-    assert issued.status_code == 200, issued.text
-    return str(issued.json()["access_token"])
+    its token with private_key_jwt (RFC 7523): the kit's ``callers.department``."""
+    return department(node, code, scopes).headers["Authorization"].removeprefix("Bearer ")
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +139,7 @@ def _subscribed_departments(
     Their headers by code."""
     scopes = "exchange:subscribe exchange:query exchange:acknowledge"
     departments = {
-        code: {"Authorization": "Bearer " + _department_token(api, node, code, scopes)}
+        code: {"Authorization": "Bearer " + _department_token(node, code, scopes)}
         for code in ("tax", "social-security", "statistics", "customs")
     }
     wanted = {
@@ -260,7 +215,7 @@ def test_an_application_becomes_a_business_every_service_and_department_learns_o
     # Market regulation: confirms persons against the household register and reviews.
     samr = {
         "Authorization": "Bearer "
-        + _department_token(api, node, "samr", "identity:assurance registration:review")
+        + _department_token(node, "samr", "identity:assurance registration:review")
     }
     # Three departments subscribe to new businesses, each by its own mode; customs does not.
     departments = _subscribed_departments(api, node, receiver)
@@ -344,7 +299,6 @@ def test_a_business_gets_a_food_licence_the_public_verifies_through_the_gateway(
     officer = {
         "Authorization": "Bearer "
         + _department_token(
-            api,
             node,
             "samr-licensing",
             "identity:assurance registration:review registration:licensing",
