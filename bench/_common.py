@@ -230,6 +230,46 @@ def machine_facts(infra: Infra) -> list[tuple[str, str]]:
     ]
 
 
+def cpu_seconds(labels: dict[int, str]) -> dict[str, float]:
+    """User + system CPU seconds so far of this process and its descendants, summed by label:
+    ``labels`` names pids (this process is ``"this process"`` unless named), PostgreSQL's
+    processes are ``"postgres"``, the broker's ``"broker"``, any other ``"other"``. A process
+    that has exited is not counted: read before and after while all are alive."""
+    import psutil
+
+    me = psutil.Process()
+    totals: dict[str, float] = {}
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            name = process.name()
+        except psutil.Error:
+            continue
+        label = labels.get(process.pid) or (
+            "this process"
+            if process.pid == me.pid
+            else "postgres"
+            if name.startswith("postgres")
+            else "broker"
+            if "tansu" in name
+            else "other"
+        )
+        totals[label] = totals.get(label, 0.0) + times.user + times.system
+    return totals
+
+
+def cpu_rows(before: dict[str, float], after: dict[str, float], per: int, unit: str) -> list:
+    """Rows of CPU milliseconds per ``unit`` (``per`` of them) by label, and the total."""
+    rows = []
+    total = 0.0
+    for label in sorted(after, key=lambda k: -(after[k] - before.get(k, 0.0))):
+        spent = after[label] - before.get(label, 0.0)
+        total += spent
+        rows.append((f"CPU {label}", f"{spent:.1f} s, {spent / per * 1000:.3f} ms per {unit}"))
+    rows.append(("CPU total", f"{total:.1f} s, {total / per * 1000:.3f} ms per {unit}"))
+    return rows
+
+
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted sequence (q in 0..100)."""
     if not sorted_values:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -24,7 +25,17 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
-from _common import MP, Infra, infrastructure, machine_facts, percentile, print_block, quiet_logs
+from _common import (
+    MP,
+    Infra,
+    cpu_rows,
+    cpu_seconds,
+    infrastructure,
+    machine_facts,
+    percentile,
+    print_block,
+    quiet_logs,
+)
 from sqlalchemy.engine import make_url
 
 from tongban_exchange.catalogue.asyncapi import delivery_topic
@@ -37,6 +48,7 @@ from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import serving_app
 
 DATASET = "gov.tongban.registration.business.registered.v1"
+WARM_UP = 20  # events routed before measuring, so every consumer group has settled
 MODES = ("kafka", "webhook", "pull")
 
 
@@ -74,6 +86,15 @@ async def _publish(node: NodeSettings, rate: int, seconds: float, conn: Connecti
     await ensure_topics(node, [topic])
     producer = build_producer(node, client_id="bench-publisher")
     await producer.start()
+    # Warm-up: every consumer on the way has joined its group once these arrive everywhere.
+    warm = [business_registered(-n) for n in range(1, WARM_UP + 1)]
+    for event in warm:
+        record = event.to_kafka()
+        await producer.send_and_wait(
+            topic, key=record.key, value=record.value, headers=record.headers
+        )
+    conn.send([event.id for event in warm])
+    await asyncio.to_thread(conn.recv)  # "go", once the parent has read the CPU counters
     sent: dict[str, float] = {}
     try:
         total = int(rate * seconds)
@@ -96,6 +117,7 @@ async def _publish(node: NodeSettings, rate: int, seconds: float, conn: Connecti
             await asyncio.gather(*batch)
             await asyncio.sleep(tick)
         conn.send((sent, time.monotonic() - start))
+        await asyncio.to_thread(conn.recv)  # "exit", once the parent has read them again
     finally:
         await producer.stop()
 
@@ -172,7 +194,16 @@ async def _sink(
         await consumer.getmany(timeout_ms=50)
     tasks = [asyncio.create_task(kafka()), asyncio.create_task(pull())]
     conn.send("ready")
-    _, expected, grace = conn.recv()
+    warm_ids = await asyncio.to_thread(conn.recv)
+    give_up = time.monotonic() + 120
+    while any(i not in r for r in received.values() for i in warm_ids):
+        if time.monotonic() > give_up:
+            raise SystemExit("the warm-up events did not arrive in two minutes")
+        await asyncio.sleep(0.05)
+    for mode in received.values():
+        mode.clear()
+    conn.send("warm")
+    _, expected, grace = await asyncio.to_thread(conn.recv)
     give_up = time.monotonic() + grace
     last = time.monotonic()
     while time.monotonic() < give_up and any(len(r) < expected for r in received.values()):
@@ -182,6 +213,7 @@ async def _sink(
             counts = ", ".join(f"{m} {len(r):,}" for m, r in received.items())
             print(f"  [departments] received {counts}", flush=True)
     conn.send(received)
+    await asyncio.to_thread(conn.recv)  # "exit", once the parent has read the CPU counters
     for task in tasks:
         task.cancel()
     await consumer.stop()
@@ -276,9 +308,22 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
                 daemon=True,
             )
             publisher.start()
+            sink_parent.send(await _receive(pub_parent))  # the warm-up events' ids
+            assert await _receive(sink_parent) == "warm"
+            print("[run] warm-up events delivered in all three modes", flush=True)
+            labels = {
+                os.getpid(): "data-exchange",
+                sink.pid or 0: "departments",
+                publisher.pid or 0: "publisher",
+            }
+            cpu_before = cpu_seconds(labels)
+            pub_parent.send("go")
             sent, publish_s = await _receive(pub_parent)
             sink_parent.send(("expect", len(sent), grace))
             received: dict[str, dict[str, float]] = await _receive(sink_parent)
+            cpu_after = cpu_seconds(labels)
+            pub_parent.send("exit")
+            sink_parent.send("exit")
             sink.join(10)
             publisher.join(10)
 
@@ -313,6 +358,7 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
         )
         ok &= p95 <= 500 and lost == 0
     rows.append(("targets", "met" if ok else "NOT met (>= 2,000 events/s, p95 <= 500 ms)"))
+    rows += cpu_rows(cpu_before, cpu_after, len(sent), "event")
     print_block("data-exchange routing: registration.events -> kafka + webhook + pull", rows)
     print_block("machine", machine_facts(infra))
     return 0 if ok else 1

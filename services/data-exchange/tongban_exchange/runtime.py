@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from prometheus_client import Counter, Gauge, Histogram
 
+from tongban_exchange.delivery.doorbell import Doorbell
 from tongban_exchange.settings import ExchangeSettings
 from tongban_kit.crypto import FieldCipher
 from tongban_kit.observability.metrics import ServiceMetrics
 
 if TYPE_CHECKING:
+    from tongban_exchange.delivery.dispatcher import Dispatcher
     from tongban_exchange.national.link import CentralLink
 
 logger = logging.getLogger("tongban.exchange")
@@ -104,6 +106,8 @@ class Exchange:
     metrics: ExchangeMetrics = field(init=False)  # needs the app's registry: set by create_app
     http: httpx.AsyncClient | None = None
     link: CentralLink | None = None  # the link to central (national data), when configured
+    dispatcher: Dispatcher | None = None  # takes fresh deliveries from routing, while it runs
+    pulls: Doorbell = field(default_factory=Doorbell)  # wakes long polls on new pull deliveries
     state: Any = None  # the app's state, for the service tokens once the app runs
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -41,7 +41,19 @@ class ExchangeSettings(ServiceSettings):
         default=10.0, gt=0, description="Time a department's webhook has to answer."
     )
     dispatch_interval_s: float = Field(
-        default=0.05, gt=0, description="How often the dispatcher looks for due deliveries."
+        default=0.5,
+        gt=0,
+        description="How often the dispatcher looks for due deliveries: retries, "
+        "redeliveries, and deliveries another process routed and left (fresh ones are handed "
+        "over in memory at once).",
+    )
+    handoff_lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long a fresh Kafka or webhook delivery belongs to the process that "
+        "routed it (sent straight from memory) before any dispatcher may poll it: how soon "
+        "deliveries are made by another replica after the routing process dies. Longer than "
+        "`webhook_timeout_s`.",
     )
     pull_max_wait_s: float = Field(
         default=30.0, ge=0, description="Longest long-poll a pull request may ask for."
@@ -110,6 +122,16 @@ class ExchangeSettings(ServiceSettings):
             except KeyringError as exc:  # its message never quotes the setting
                 raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_webhook(self) -> ExchangeSettings:
+        if self.handoff_lease_s <= self.webhook_timeout_s:
+            raise ValueError(
+                "TONGBAN_EXCHANGE_HANDOFF_LEASE_S must be longer than "
+                "TONGBAN_EXCHANGE_WEBHOOK_TIMEOUT_S (a fresh webhook delivery is in flight for "
+                "up to the timeout)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _keys_in_production(self) -> ExchangeSettings:

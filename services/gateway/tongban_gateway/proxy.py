@@ -12,7 +12,7 @@
 5. forwards with the prefix stripped, retrying an idempotent request without a body once if
    the connection fails, and relays the answer chunk by chunk as it arrives. Bodiless
    GET/OPTIONS/DELETE to plain-HTTP services go through the lean client
-   (``tongban_gateway.lean``), the rest through aiohttp.
+   (``tongban_kit.lean_http``), the rest through aiohttp.
 
 Both bodies are streamed (``tongban_gateway.relay``).
 """
@@ -32,7 +32,6 @@ from tongban_gateway.crossnode import business_division
 from tongban_gateway.directory import Directory, NodeEntry
 from tongban_gateway.federation import ASSERTION_HEADER, AssertionVerifier, NodeSigner
 from tongban_gateway.headers import upstream_headers
-from tongban_gateway.lean import LeanConnectError, LeanDisconnected, LeanError, LeanPool
 from tongban_gateway.ratelimit import Buckets, Decision
 from tongban_gateway.relay import BodyTooLarge, UpstreamResponse, relay, request_body
 from tongban_gateway.routes import (
@@ -53,6 +52,7 @@ from tongban_kit.errors import (
     problem_response,
 )
 from tongban_kit.health import Check
+from tongban_kit.lean_http import LeanConnectError, LeanDisconnected, LeanError, LeanPool
 
 __all__ = ["EdgeProxy", "GatewayApp", "MethodNotRouted", "TooManyRequests"]
 

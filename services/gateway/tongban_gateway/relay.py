@@ -4,7 +4,7 @@ Neither body is held in memory: the caller's body is read as the service reads i
 (``request_body``), and the service's response is relayed as it arrives (``relay``), bytes
 untouched (a compressed body stays compressed). The clients were chosen by measurement
 (bench/gateway): httpx's default transport proxied an order of magnitude fewer requests a
-second than aiohttp on this kind of machine, and the lean client (``tongban_gateway.lean``),
+second than aiohttp on this kind of machine, and the lean client (``tongban_kit.lean_http``),
 which takes the bodiless requests, halves aiohttp's CPU per request again; aiohttp takes the
 rest.
 """
@@ -21,9 +21,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from tongban_gateway.headers import caller_headers
-from tongban_gateway.lean import LeanError, LeanResponse
 from tongban_gateway.routes import Upstream
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.lean_http import LeanError, LeanResponse
 
 __all__ = [
     "BodyTooLarge",

@@ -1,7 +1,18 @@
-"""The dispatcher: makes due Kafka and webhook deliveries, retries with back-off, gives up.
+"""The dispatcher: makes Kafka and webhook deliveries, retries with back-off, gives up.
 
-Deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` so several replicas share the work.
-A delivery of a revoked grant is cancelled, not made. A webhook that fails waits
+Two ways in, one way out:
+
+- **Fresh deliveries** are handed over in memory by the routing consumer once the transaction
+  that stored them has committed (``offer``), with their projection still in hand: no polling,
+  no reading back, no unsealing. Routing stores them with ``next_attempt_at`` a lease
+  (``handoff_lease_s``) ahead, so no poller takes them while this process works on them; if the
+  process dies, the lease runs out and they are polled like any other. Webhooks go in a queue
+  per department, so a slow receiver holds back only its own deliveries.
+- **Due deliveries** (retries, redeliveries, publishes, replays, and fresh ones whose lease ran
+  out) are polled with ``FOR UPDATE SKIP LOCKED``, so several replicas share the work.
+
+Either way a delivery of a revoked grant is cancelled, not made; outcomes are written with a
+statement per kind (delivered, cancelled, failed). A webhook that fails waits
 ``initial * 2^attempts`` (capped) and is dead-lettered once ``webhook_retry_hours`` have passed
 since the delivery was made; a department asks for a redelivery over HTTP.
 """
@@ -9,43 +20,28 @@ since the delivery was made; a department asks for a redelivery over HTTP.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tongban_exchange.catalogue.asyncapi import delivery_topic
-from tongban_exchange.delivery import webhooks
+from tongban_exchange.delivery.attempt import Attempt
+from tongban_exchange.delivery.senders import KafkaSender, WebhookSender
 from tongban_exchange.models import Delivery, Grant
 from tongban_exchange.routing.service import delivery_context
 from tongban_exchange.runtime import Exchange
-from tongban_kit.events import CloudEvent
-from tongban_kit.kafka import TopicAdmin, build_producer
 
 logger = logging.getLogger("tongban.exchange.dispatcher")
 
 BATCH = 500
-WEBHOOK_CONCURRENCY = 16
 LAG_EVERY_S = 2.0
-
-
-def kafka_event(value: dict[str, Any]) -> CloudEvent:
-    return CloudEvent(
-        type=value["type"],
-        source=value["source"],
-        subject=value["subject"],
-        data=value["data"],
-        id=value["id"],
-        time=datetime.fromisoformat(value["time"]),
-        traceparent=value.get("traceparent"),
-    )
+#: How long a department's revocation may take to reach the fresh path.
+GRANTS_FRESH_S = 1.0
 
 
 class Dispatcher:
@@ -53,24 +49,91 @@ class Dispatcher:
         self.exchange = exchange
         self.settings = exchange.settings
         self.sessionmaker = sessionmaker
-        self.producer: AIOKafkaProducer | None = None
-        self.admin: TopicAdmin | None = None
-        self.topics_ready: set[str] = set()
-        self.http = httpx.AsyncClient(
-            timeout=exchange.settings.webhook_timeout_s,
-            limits=httpx.Limits(max_connections=WEBHOOK_CONCURRENCY),
-        )
+        self.kafka = KafkaSender(exchange.settings)
+        self.webhooks = WebhookSender(exchange.settings, exchange.cipher, sessionmaker)
+        self._fresh: dict[tuple[str, str], asyncio.Queue[Attempt]] = {}
+        self._fresh_tasks: set[asyncio.Task[None]] = set()
+        self._granted: set[uuid.UUID] = set()
+        self._granted_at = -GRANTS_FRESH_S
         self._lag_at = 0.0
+        # Past this age a fresh delivery is left to the poller: it would not be sent before
+        # its lease ran out (a webhook can take its whole timeout).
+        self._stale_s = self.settings.handoff_lease_s - self.settings.webhook_timeout_s
 
     async def run(self) -> None:
-        """Kafka and webhooks in loops of their own: a slow webhook never holds a topic back."""
+        """The pollers of both modes; fresh deliveries get their loops as they come."""
+        self.exchange.dispatcher = self
         try:
-            await asyncio.gather(self._loop("kafka"), self._loop("webhook"))
+            await asyncio.gather(self._poll("kafka"), self._poll("webhook"))
         finally:
-            await self._reset_producer()
-            await self.http.aclose()
+            self.exchange.dispatcher = None
+            for task in self._fresh_tasks:
+                task.cancel()
+            if self._fresh_tasks:
+                await asyncio.wait(self._fresh_tasks, timeout=5)
+            await self.kafka.reset()
+            await self.webhooks.close()
 
-    async def _loop(self, mode: str) -> None:
+    # -- fresh deliveries, handed over by routing ------------------------------------------
+
+    def offer(self, attempts: Iterable[Attempt]) -> None:
+        """Take committed fresh deliveries (Kafka all in one queue, webhooks per department)."""
+        for attempt in attempts:
+            key = (attempt.mode, attempt.department if attempt.mode == "webhook" else "")
+            queue = self._fresh.get(key)
+            if queue is None:
+                queue = self._fresh[key] = asyncio.Queue()
+                task = asyncio.create_task(self._fresh_loop(queue), name=f"exchange-fresh-{key}")
+                self._fresh_tasks.add(task)
+                task.add_done_callback(self._fresh_tasks.discard)
+            queue.put_nowait(attempt)
+
+    async def _fresh_loop(self, queue: asyncio.Queue[Attempt]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < BATCH:
+                batch.append(queue.get_nowait())
+            cutoff = time.monotonic() - self._stale_s
+            batch = [a for a in batch if a.handed_at > cutoff]
+            try:
+                granted = await self._granted_now({a.grant_id for a in batch})
+                await self._make(batch, granted)
+                async with self.sessionmaker() as session, session.begin():
+                    await self._settle(session, batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Nothing is lost: the rows are pending and the poller takes them when their
+                # lease runs out (or sooner, once released).
+                logger.warning("fresh deliveries left to the poller: %s", exc)
+                await self._release(batch)
+
+    async def _granted_now(self, grant_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these grants are granted, as of at most ``GRANTS_FRESH_S`` ago."""
+        now = time.monotonic()
+        if now - self._granted_at > GRANTS_FRESH_S or not grant_ids <= self._granted:
+            async with self.sessionmaker() as session:
+                self._granted = set(
+                    await session.scalars(select(Grant.id).where(Grant.status == "granted"))
+                )
+            self._granted_at = now
+        return self._granted
+
+    async def _release(self, batch: Sequence[Attempt]) -> None:
+        """Give fresh deliveries to the poller now rather than at the end of their lease."""
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_([a.id for a in batch]), Delivery.status == "pending")
+                    .values(next_attempt_at=func.now() + timedelta(seconds=1))
+                )
+        except Exception as exc:
+            logger.warning("could not release %d fresh deliveries: %s", len(batch), exc)
+
+    # -- due deliveries, polled -----------------------------------------------------------
+
+    async def _poll(self, mode: str) -> None:
         backoff = 0.1
         while True:
             try:
@@ -85,7 +148,7 @@ class Dispatcher:
             except Exception as exc:
                 logger.warning("%s dispatch interrupted, retrying in %.1fs: %s", mode, backoff, exc)
                 if mode == "kafka":
-                    await self._reset_producer()
+                    await self.kafka.reset()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -108,113 +171,112 @@ class Dispatcher:
             ).all()
             if not rows:
                 return 0
-            kafka: list[Delivery] = []
-            hooks: list[tuple[Delivery, str]] = []
-            for delivery, grant_status, url in rows:
-                if grant_status != "granted":
-                    delivery.status = "cancelled"
-                elif delivery.mode == "kafka":
-                    kafka.append(delivery)
-                elif url:
-                    hooks.append((delivery, url))
-            await self._send_kafka(kafka)
-            await self._send_webhooks(session, hooks)
+            batch = [
+                Attempt(
+                    id=delivery.id,
+                    grant_id=delivery.grant_id,
+                    department=delivery.department,
+                    dataset=delivery.dataset,
+                    mode=delivery.mode,
+                    value=self.exchange.unseal(
+                        delivery.sealed,
+                        context=delivery_context(delivery.grant_id, delivery.event_id),
+                    ),
+                    url=url,
+                    attempts=delivery.attempts,
+                    created_at=delivery.created_at,
+                )
+                for delivery, _, url in rows
+            ]
+            granted = {delivery.grant_id for delivery, status, _ in rows if status == "granted"}
+            await self._make(batch, granted)
+            await self._settle(session, batch)
             return len(rows)
 
-    def _open(self, delivery: Delivery) -> dict[str, Any]:
-        return self.exchange.unseal(
-            delivery.sealed, context=delivery_context(delivery.grant_id, delivery.event_id)
-        )
+    # -- making deliveries and writing down what happened ----------------------------------
 
-    def _delivered(self, delivery: Delivery, event_time: str) -> None:
-        now = datetime.now(UTC)
-        delivery.status = "delivered"
-        delivery.delivered_at = now
-        delivery.attempts += 1
-        metrics = self.exchange.metrics
-        metrics.delivered.labels(delivery.dataset, delivery.department, delivery.mode).inc()
-        latency = (now - datetime.fromisoformat(event_time)).total_seconds()
-        metrics.latency.labels(delivery.dataset, delivery.department).observe(max(latency, 0.0))
+    async def _make(self, batch: Sequence[Attempt], granted: set[uuid.UUID]) -> None:
+        """Send what is still granted; set ``error`` on those that failed. Kafka failing as a
+        whole raises (the broker is the outage, not the delivery)."""
+        live = [a for a in batch if a.grant_id in granted]
+        await self.kafka.send([(a.department, a.value) for a in live if a.mode == "kafka"])
+        hooks = [a for a in live if a.mode == "webhook"]
 
-    async def _send_kafka(self, deliveries: Sequence[Delivery]) -> None:
-        if not deliveries:
-            return
-        producer = await self._ensure_producer()
-        node = self.settings.node
-        topics = {node.topic(delivery_topic(d.department)) for d in deliveries}
-        if topics - self.topics_ready:
-            assert self.admin is not None
-            await self.admin.ensure(topics - self.topics_ready)
-            self.topics_ready |= topics
-        futures = []
-        values = []
-        for delivery in deliveries:
-            value = self._open(delivery)
-            event = kafka_event(value)
-            record = event.to_kafka()
-            headers = [*record.headers, ("ce_tongbangrant", value["tongbangrant"].encode())]
-            futures.append(
-                await producer.send(
-                    node.topic(delivery_topic(delivery.department)),
-                    key=record.key,
-                    value=record.value,
-                    headers=headers,
-                )
-            )
-            values.append(value)
-        await asyncio.gather(*futures)
-        for delivery, value in zip(deliveries, values, strict=True):
-            self._delivered(delivery, value["time"])
-
-    async def _send_webhooks(
-        self, session: AsyncSession, hooks: Sequence[tuple[Delivery, str]]
-    ) -> None:
-        if not hooks:
-            return
-        secrets: dict[str, str] = {}
-        for delivery, _ in hooks:
-            if delivery.department not in secrets:
-                secrets[delivery.department] = await webhooks.secret_of(
-                    session, department=delivery.department, cipher=self.exchange.cipher
-                )
-        semaphore = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
-
-        async def post(delivery: Delivery, url: str) -> None:
-            value = self._open(delivery)
-            body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-            headers = webhooks.headers(
-                secrets[delivery.department], msg_id=delivery.event_id, body=body
-            )
-            async with semaphore:
-                try:
-                    response = await self.http.post(url, content=body, headers=headers)
-                    error = None if response.is_success else f"HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}: {exc}"[:500]
-            if error is None:
-                self._delivered(delivery, value["time"])
+        async def post(attempt: Attempt) -> None:
+            if attempt.url is None:
+                attempt.error = "the grant has no webhook URL"
             else:
-                self._failed(delivery, error)
+                attempt.error = await self.webhooks.post(
+                    attempt.department, attempt.url, attempt.value
+                )
 
-        await asyncio.gather(*(post(d, url) for d, url in hooks))
+        await asyncio.gather(*(post(a) for a in hooks))
+        for attempt in batch:
+            if attempt.grant_id not in granted:
+                attempt.error = "cancelled"
 
-    def _failed(self, delivery: Delivery, error: str) -> None:
+    async def _settle(self, session: AsyncSession, batch: Sequence[Attempt]) -> None:
+        """Write the outcomes: a statement for the delivered, one for the cancelled, and one
+        (many rows) for the failed."""
         now = datetime.now(UTC)
-        delivery.attempts += 1
-        delivery.last_error = error
+        delivered = [a for a in batch if a.error is None]
+        cancelled = [a for a in batch if a.error == "cancelled"]
+        failed = [a for a in batch if a.error not in (None, "cancelled")]
+        pending = Delivery.status == "pending"
+        if delivered:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_([a.id for a in delivered]), pending)
+                .values(status="delivered", delivered_at=now, attempts=Delivery.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+        if cancelled:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_([a.id for a in cancelled]), pending)
+                .values(status="cancelled")
+                .execution_options(synchronize_session=False)
+            )
+        if failed:
+            await session.execute(
+                update(Delivery.__table__)
+                .where(Delivery.id == bindparam("b_id"), pending)
+                .values(
+                    attempts=bindparam("b_attempts"),
+                    last_error=bindparam("b_error"),
+                    status=bindparam("b_status"),
+                    next_attempt_at=bindparam("b_next"),
+                ),
+                [self._failed(a, now) for a in failed],
+            )
         metrics = self.exchange.metrics
-        metrics.failed.labels(delivery.dataset, delivery.department).inc()
-        give_up = delivery.created_at + timedelta(hours=self.settings.webhook_retry_hours)
+        for attempt in delivered:
+            labels = (attempt.dataset, attempt.department)
+            metrics.delivered.labels(*labels, attempt.mode).inc()
+            latency = (now - datetime.fromisoformat(attempt.value["time"])).total_seconds()
+            metrics.latency.labels(*labels).observe(max(latency, 0.0))
+
+    def _failed(self, attempt: Attempt, now: datetime) -> dict[str, Any]:
+        attempts = attempt.attempts + 1
+        metrics = self.exchange.metrics
+        metrics.failed.labels(attempt.dataset, attempt.department).inc()
+        give_up = attempt.created_at + timedelta(hours=self.settings.webhook_retry_hours)
         wait = min(
-            self.settings.webhook_backoff_initial_s * 2 ** (delivery.attempts - 1),
+            self.settings.webhook_backoff_initial_s * 2 ** (attempts - 1),
             self.settings.webhook_backoff_max_s,
         )
+        status = "pending"
         if now + timedelta(seconds=wait) > give_up:
-            delivery.status = "dead"
-            metrics.dead_lettered.labels(delivery.dataset, delivery.department).inc()
-            logger.warning("delivery %d to %s dead-lettered", delivery.id, delivery.department)
-        else:
-            delivery.next_attempt_at = now + timedelta(seconds=wait)
+            status = "dead"
+            metrics.dead_lettered.labels(attempt.dataset, attempt.department).inc()
+            logger.warning("delivery %d to %s dead-lettered", attempt.id, attempt.department)
+        return {
+            "b_id": attempt.id,
+            "b_attempts": attempts,
+            "b_error": attempt.error,
+            "b_status": status,
+            "b_next": now + timedelta(seconds=wait),
+        }
 
     async def _maybe_measure_lag(self) -> None:
         loop = asyncio.get_running_loop()
@@ -232,27 +294,6 @@ class Dispatcher:
         self.exchange.metrics.lag.clear()
         for dataset, department, count in rows:
             self.exchange.metrics.lag.labels(dataset, department).set(count)
-
-    async def _ensure_producer(self) -> AIOKafkaProducer:
-        if self.producer is None:
-            node = self.settings.node
-            self.admin = TopicAdmin(node)
-            await self.admin.start()
-            producer = build_producer(node, client_id=f"{node.node_code}-exchange-dispatcher")
-            await asyncio.wait_for(producer.start(), 10.0)
-            self.producer = producer
-        return self.producer
-
-    async def _reset_producer(self) -> None:
-        producer, admin = self.producer, self.admin
-        self.producer, self.admin = None, None
-        self.topics_ready.clear()
-        with contextlib.suppress(Exception):
-            if producer is not None:
-                await asyncio.wait_for(producer.stop(), 5.0)
-        with contextlib.suppress(Exception):
-            if admin is not None:
-                await admin.close()
 
 
 async def redeliver(session: AsyncSession, *, delivery: Delivery) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,7 +20,8 @@ from tongban_kit.errors import Conflict, NotFound
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 Receiver = Annotated[AccessClaims, Depends(require(SUBSCRIBE_SCOPE, principals=("department",)))]
 MAX_PAGE = 500
-POLL_S = 0.05
+#: How soon a long poll sees deliveries another replica made (this process's ring at once).
+POLL_S = 0.25
 
 
 class PullPage(BaseModel):
@@ -57,7 +59,9 @@ async def pull(
     exchange = request.app.state.exchange
     deadline = asyncio.get_running_loop().time() + min(wait, exchange.settings.pull_max_wait_s)
     sessionmaker = request.app.state.sessionmaker
+    loop = asyncio.get_running_loop()
     while True:
+        bell = exchange.pulls.bell(caller.department)
         async with sessionmaker() as session:
             rows = (
                 await session.scalars(
@@ -72,9 +76,10 @@ async def pull(
                     .limit(limit)
                 )
             ).all()
-        if rows or asyncio.get_running_loop().time() >= deadline:
+        if rows or loop.time() >= deadline:
             break
-        await asyncio.sleep(POLL_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(bell.wait(), min(POLL_S, max(deadline - loop.time(), 0)))
     events = [
         {
             **exchange.unseal(row.sealed, context=delivery_context(row.grant_id, row.event_id)),

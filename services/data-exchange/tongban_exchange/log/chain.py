@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_exchange.log import signatures
 from tongban_exchange.models import Checkpoint, LogEntry
+from tongban_kit.db.bulk import as_columns, insert_columns
 
 GENESIS = "0" * 64
 #: pg_advisory_xact_lock key of the chain ("tblog").
@@ -89,7 +90,7 @@ async def append(session: AsyncSession, *messages: Message) -> int:
         }
         row["hash"] = previous = row_hash(row)
         rows.append(row)
-    await session.execute(insert(LogEntry.__table__), rows)
+    await insert_columns(session, LogEntry.__table__, as_columns(rows))
     return len(rows)
 
 

@@ -83,7 +83,7 @@ async def take_in(
         data=event.data,
         traceparent=event.traceparent,
     )
-    plan = routing.Plan()
+    plan = routing.Plan.of(exchange)
     plan.log.append(
         chain.Message(
             kind="arrival",

@@ -45,7 +45,7 @@ async def replay(
     if from_time is not None:
         query = query.where(DatasetEvent.time >= from_time)
     kept = (await session.scalars(query.order_by(DatasetEvent.seq).limit(MAX_EVENTS))).all()
-    plan = routing.Plan()
+    plan = routing.Plan.of(exchange)
     for row in kept:
         await routing.plan_deliveries(
             plan,

@@ -27,6 +27,7 @@ from tongban_exchange.records.handlers import READ_MODELS
 from tongban_exchange.routing import service
 from tongban_exchange.runtime import Exchange
 from tongban_kit.consuming import ConsumerLoop
+from tongban_kit.db.bulk import insert_columns
 from tongban_kit.errors import database_unavailable
 from tongban_kit.events import CloudEvent, InvalidEventData, load_catalogue
 from tongban_kit.events.envelope import InvalidEvent
@@ -148,7 +149,7 @@ class RoutingConsumer:
                 for d in await session.scalars(select(Dataset).where(Dataset.name.in_(types)))
             }
             grants = await service.active_grants(session, types)
-            plan = service.Plan()
+            plan = service.Plan.of(exchange)
             # A regional node queues its national events for central with their acceptance.
             link = exchange.link
             forwarding = link is not None and not link.is_central
@@ -191,16 +192,16 @@ class RoutingConsumer:
         unique = {event.id: event for event in events}
         if not unique:
             return set()
-        rows = await session.execute(
-            pg_insert(inbox)
-            .values(
-                [
-                    {"consumer": CONSUMER, "event_id": e.id, "event_type": e.type}
-                    for e in unique.values()
-                ]
-            )
-            .on_conflict_do_nothing()
-            .returning(inbox.c.event_id)
+        rows = await insert_columns(
+            session,
+            inbox,
+            {
+                "consumer": [CONSUMER] * len(unique),
+                "event_id": list(unique),
+                "event_type": [e.type for e in unique.values()],
+            },
+            returning=("event_id",),
+            skip_conflicts=True,
         )
         return {row.event_id for row in rows}
 

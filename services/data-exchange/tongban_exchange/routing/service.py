@@ -9,18 +9,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import event as orm_event
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from tongban_exchange.delivery.attempt import Attempt
 from tongban_exchange.log import chain
 from tongban_exchange.models import Dataset, DatasetEvent, Delivery, Grant
 from tongban_exchange.national import repository as national
 from tongban_exchange.routing.projection import project
 from tongban_exchange.routing.pseudonyms import PseudonymSource
 from tongban_exchange.runtime import Exchange
+from tongban_kit.db.bulk import as_columns, insert_columns
 
 
 def envelope(
@@ -70,12 +75,31 @@ async def active_grants(session: AsyncSession, datasets: Iterable[str]) -> dict[
 
 @dataclass
 class Plan:
-    """Rows to write for a set of events."""
+    """Rows to write for a set of events.
 
+    ``handoff_until``: set, the Kafka and webhook deliveries are leased to this process's
+    dispatcher until then and offered to it, from memory, the moment the transaction commits;
+    unset (no dispatcher runs here), the dispatchers poll them.
+    """
+
+    exchange: Exchange | None = None
+    handoff_until: datetime | None = None
     kept: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    projections: list[dict[str, Any]] = field(default_factory=list)  # one per delivery
+    urls: list[str | None] = field(default_factory=list)  # one per delivery
     log: list[chain.Message] = field(default_factory=list)
     forwards: list[dict[str, Any]] = field(default_factory=list)  # national, to central
+    fresh: list[Attempt] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, exchange: Exchange) -> Plan:
+        """A plan whose deliveries go straight to this process's dispatcher, if it runs, and
+        whose pull deliveries wake this process's long polls."""
+        if exchange.dispatcher is None:
+            return cls(exchange=exchange)
+        lease = timedelta(seconds=exchange.settings.handoff_lease_s)
+        return cls(exchange=exchange, handoff_until=datetime.now(UTC) + lease)
 
 
 def keep(plan: Plan, exchange: Exchange, event: dict[str, Any]) -> None:
@@ -105,17 +129,21 @@ async def plan_deliveries(
             event["data"], grant=grant, personal=dataset.personal, pseudonyms=pseudonyms
         )
         projected = {**event, "data": data, "tongbangrant": str(grant.id)}
-        plan.deliveries.append(
-            {
-                "grant_id": grant.id,
-                "department": grant.department,
-                "dataset": dataset.name,
-                "event_id": event["id"],
-                "mode": grant.mode,
-                "sealed": exchange.seal(projected, context=delivery_context(grant.id, event["id"])),
-                "status": "delivered" if grant.mode == "pull" else "pending",
-            }
-        )
+        row = {
+            "grant_id": grant.id,
+            "department": grant.department,
+            "dataset": dataset.name,
+            "event_id": event["id"],
+            "mode": grant.mode,
+            "sealed": exchange.seal(projected, context=delivery_context(grant.id, event["id"])),
+            "status": "delivered" if grant.mode == "pull" else "pending",
+            "attempts": 0,
+        }
+        if plan.handoff_until is not None:
+            row["next_attempt_at"] = plan.handoff_until
+        plan.deliveries.append(row)
+        plan.projections.append(projected)
+        plan.urls.append(grant.webhook_url)
         plan.log.append(
             chain.Message(
                 kind="delivery",
@@ -130,13 +158,49 @@ async def plan_deliveries(
 
 async def write(session: AsyncSession, plan: Plan) -> None:
     """Store a plan: kept events, deliveries, their log rows and national forwards, in the
-    caller's transaction."""
+    caller's transaction; a handoff plan's Kafka and webhook deliveries go to the dispatcher
+    when that transaction commits (and nowhere if it rolls back)."""
     if plan.kept:
-        await session.execute(insert(DatasetEvent.__table__), plan.kept)
+        await insert_columns(session, DatasetEvent.__table__, as_columns(plan.kept))
     if plan.deliveries:
-        await session.execute(insert(Delivery.__table__), plan.deliveries)
+        made = await insert_columns(
+            session,
+            Delivery.__table__,
+            as_columns(plan.deliveries),
+            returning=("id", "grant_id", "event_id"),
+        )
+        id_of = {(row.grant_id, row.event_id): row.id for row in made}
+        ids = [id_of[(row["grant_id"], row["event_id"])] for row in plan.deliveries]
+        if plan.handoff_until is not None:
+            plan.fresh = [
+                Attempt(
+                    id=id_,
+                    grant_id=row["grant_id"],
+                    department=row["department"],
+                    dataset=row["dataset"],
+                    mode=row["mode"],
+                    value=value,
+                    url=url,
+                )
+                for id_, row, value, url in zip(
+                    ids, plan.deliveries, plan.projections, plan.urls, strict=True
+                )
+                if row["mode"] != "pull"
+            ]
+        if plan.exchange is not None:
+            orm_event.listen(
+                session.sync_session, "after_commit", partial(_committed, plan), once=True
+            )
     await national.enqueue(session, plan.forwards)
     await chain.append(session, *plan.log)
+
+
+def _committed(plan: Plan, _: Session) -> None:
+    exchange = plan.exchange
+    assert exchange is not None
+    if plan.fresh and exchange.dispatcher is not None:
+        exchange.dispatcher.offer(plan.fresh)
+    exchange.pulls.ring(d["department"] for d in plan.deliveries if d["mode"] == "pull")
 
 
 async def deliver(
@@ -149,8 +213,8 @@ async def deliver(
     pseudonyms: PseudonymSource,
     kept: bool = True,
 ) -> int:
-    """Route one event now (publishes and replays); returns the number of deliveries."""
-    plan = Plan()
+    """Route one event now (publishes); returns the number of deliveries."""
+    plan = Plan.of(exchange)
     if kept:
         keep(plan, exchange, event)
     await plan_deliveries(

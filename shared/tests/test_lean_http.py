@@ -1,4 +1,4 @@
-"""The lean upstream client against a real socket server written byte by byte, so each test
+"""The lean HTTP client against a real socket server written byte by byte, so each test
 controls exactly what the service does on the wire (closing an idle connection, chunking,
 never answering)."""
 
@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from tongban_gateway.lean import (
+from tongban_kit.infra import free_port
+from tongban_kit.lean_http import (
     LeanConnectError,
     LeanDisconnected,
     LeanPool,
     LeanTimeout,
 )
-from tongban_kit.infra import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
@@ -89,6 +89,36 @@ async def test_the_request_goes_out_as_sent() -> None:
     assert seen[0].startswith(b"DELETE /base/items/1?force=yes HTTP/1.1\r\n")
     assert f"host: 127.0.0.1:{port}\r\n".encode() in seen[0]
     assert b"x-request-id: r-1\r\n" in seen[0]
+
+
+async def test_a_body_goes_out_with_its_length_and_the_connection_is_kept() -> None:
+    bodies: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            try:
+                head = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            bodies.append(await reader.readexactly(length))
+            writer.write(OK)
+
+    payload = '{"名称":"深圳"}'.encode()
+    async with wire_server(handler) as (port, connections):
+        lean = pool(port)
+        for _ in range(2):
+            response = await lean.request("POST", "/hook", [], timeout_s=2, body=payload)
+            assert (response.status, await response.read()) == (200, b"ok")
+            response.release()
+        lean.close()
+
+    assert bodies == [payload, payload]
+    assert connections == [1]
 
 
 async def test_an_idle_connection_the_service_dropped_is_reported_as_reused() -> None:

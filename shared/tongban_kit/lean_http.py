@@ -1,11 +1,13 @@
-"""A lean HTTP/1.1 client for the hot path: bodiless requests to plain-HTTP services.
+"""A lean HTTP/1.1 client for hot paths: plain-HTTP requests with a small body or none.
 
-aiohttp's request machinery was the largest part of a proxied GET's CPU (bench/gateway); this
-client does only what the gateway needs: keep-alive connections per service (``LeanPool``), the
-request written in one piece, the answer parsed by ``httptools`` (llhttp, as uvicorn's server
-uses) and its body streamed with flow control (reading pauses while 256 KiB are waiting), so a
-long stream costs no memory. Requests with a body, ``HEAD`` and HTTPS services go through
-aiohttp (``tongban_gateway.relay``).
+aiohttp's request machinery was the largest part of a proxied GET's CPU (bench/gateway), and
+httpx's the largest part of a webhook delivery's (bench/exchange_routing.py); this client does
+only what those need: keep-alive connections per ``host:port`` (``LeanPool``), the request
+written in one piece (a body given as bytes, sent with its ``content-length``), the answer
+parsed by ``httptools`` (llhttp, as uvicorn's server uses) and its body streamed with flow
+control (reading pauses while 256 KiB are waiting), so a long stream costs no memory. Streamed
+request bodies, ``HEAD`` and HTTPS go through a full client (the gateway's
+``tongban_gateway.relay`` uses aiohttp; data-exchange's webhooks use httpx).
 
 Failures are ``LeanError``s: ``LeanConnectError`` (the service cannot be reached or no
 connection was free in time), ``LeanTimeout`` (no answer or next chunk in time) and
@@ -288,18 +290,28 @@ class LeanPool:
         self._host_header = f"{host}:{port}".encode("latin-1")
 
     async def request(
-        self, method: str, target: str, headers: list[tuple[str, str]], *, timeout_s: float
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        *,
+        timeout_s: float,
+        body: bytes | None = None,
     ) -> LeanResponse:
-        """Send a bodiless request and return once the answer's headers have arrived."""
+        """Send a request (``body``: the whole of it, or None for none) and return once the
+        answer's headers have arrived."""
         connection = await self._acquire()
         response = LeanResponse(connection, timeout_s)
         connection.response = response
         lines = [f"{method} {target} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"]
         lines += [f"{name}: {value}\r\n" for name, value in headers]
+        if body is not None:
+            lines.append(f"content-length: {len(body)}\r\n")
         lines.append("\r\n")
+        head = "".join(lines).encode("latin-1")
         assert connection.transport is not None
         try:
-            connection.transport.write("".join(lines).encode("latin-1"))
+            connection.transport.write(head + body if body else head)
             await response._start()
         except BaseException:
             response.close()
