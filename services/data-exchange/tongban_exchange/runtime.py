@@ -92,6 +92,11 @@ class ExchangeMetrics:
         )
 
 
+def compact_json(value: Any) -> str:
+    """The JSON text the service stores and delivers: compact, UTF-8 as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def data_cipher(settings: ExchangeSettings) -> FieldCipher:
     if settings.data_keys is not None:
         return FieldCipher.from_secret(settings.data_keys.get_secret_value())
@@ -112,12 +117,15 @@ class Exchange:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def seal(self, value: dict[str, Any], *, context: str) -> bytes:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        return self.cipher.encrypt(text, context=context)
+        return self.cipher.encrypt(compact_json(value), context=context)
 
     def unseal(self, token: bytes, *, context: str) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.cipher.decrypt(token, context=context))
+        value: dict[str, Any] = json.loads(self.unseal_text(token, context=context))
         return value
+
+    def unseal_text(self, token: bytes, *, context: str) -> str:
+        """The sealed value's JSON text, as sealed (what is delivered, byte for byte)."""
+        return self.cipher.decrypt(token, context=context)
 
     async def identity_headers(self) -> dict[str, str] | None:
         """Bearer headers of this service's client at identity, or None if not enrolled."""

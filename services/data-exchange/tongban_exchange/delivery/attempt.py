@@ -19,6 +19,7 @@ class Attempt:
     dataset: str
     mode: str
     value: dict[str, Any]
+    text: str  # ``value`` as sealed and delivered (compact JSON)
     url: str | None = None
     attempts: int = 0  # made before this one
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -20,6 +20,7 @@ since the delivery was made; a department asks for a redelivery over HTTP.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -171,23 +172,25 @@ class Dispatcher:
             ).all()
             if not rows:
                 return 0
-            batch = [
-                Attempt(
-                    id=delivery.id,
-                    grant_id=delivery.grant_id,
-                    department=delivery.department,
-                    dataset=delivery.dataset,
-                    mode=delivery.mode,
-                    value=self.exchange.unseal(
-                        delivery.sealed,
-                        context=delivery_context(delivery.grant_id, delivery.event_id),
-                    ),
-                    url=url,
-                    attempts=delivery.attempts,
-                    created_at=delivery.created_at,
+            batch = []
+            for delivery, _, url in rows:
+                text = self.exchange.unseal_text(
+                    delivery.sealed, context=delivery_context(delivery.grant_id, delivery.event_id)
                 )
-                for delivery, _, url in rows
-            ]
+                batch.append(
+                    Attempt(
+                        id=delivery.id,
+                        grant_id=delivery.grant_id,
+                        department=delivery.department,
+                        dataset=delivery.dataset,
+                        mode=delivery.mode,
+                        value=json.loads(text),
+                        text=text,
+                        url=url,
+                        attempts=delivery.attempts,
+                        created_at=delivery.created_at,
+                    )
+                )
             granted = {delivery.grant_id for delivery, status, _ in rows if status == "granted"}
             await self._make(batch, granted)
             await self._settle(session, batch)
@@ -207,7 +210,7 @@ class Dispatcher:
                 attempt.error = "the grant has no webhook URL"
             else:
                 attempt.error = await self.webhooks.post(
-                    attempt.department, attempt.url, attempt.value
+                    attempt.department, attempt.url, attempt.value["id"], attempt.text.encode()
                 )
 
         await asyncio.gather(*(post(a) for a in hooks))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -123,9 +122,9 @@ class WebhookSender:
             timeout=self.timeout_s, limits=httpx.Limits(max_connections=WEBHOOK_CONCURRENCY)
         )
 
-    async def post(self, department: str, url: str, value: dict[str, Any]) -> str | None:
-        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = webhooks.headers(await self._secret(department), msg_id=value["id"], body=body)
+    async def post(self, department: str, url: str, event_id: str, body: bytes) -> str | None:
+        """POST ``body`` (the projected event's JSON) signed with ``webhook-id: event_id``."""
+        headers = webhooks.headers(await self._secret(department), msg_id=event_id, body=body)
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             return await self._post_httpx(url, body, headers)

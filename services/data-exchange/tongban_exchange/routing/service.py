@@ -24,7 +24,7 @@ from tongban_exchange.models import Dataset, DatasetEvent, Delivery, Grant
 from tongban_exchange.national import repository as national
 from tongban_exchange.routing.projection import project
 from tongban_exchange.routing.pseudonyms import PseudonymSource
-from tongban_exchange.runtime import Exchange
+from tongban_exchange.runtime import Exchange, compact_json
 from tongban_kit.db.bulk import as_columns, insert_columns
 
 
@@ -86,7 +86,8 @@ class Plan:
     handoff_until: datetime | None = None
     kept: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
-    projections: list[dict[str, Any]] = field(default_factory=list)  # one per delivery
+    # One per delivery: the projected event and its JSON text.
+    projections: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     urls: list[str | None] = field(default_factory=list)  # one per delivery
     log: list[chain.Message] = field(default_factory=list)
     forwards: list[dict[str, Any]] = field(default_factory=list)  # national, to central
@@ -129,20 +130,23 @@ async def plan_deliveries(
             event["data"], grant=grant, personal=dataset.personal, pseudonyms=pseudonyms
         )
         projected = {**event, "data": data, "tongbangrant": str(grant.id)}
+        text = compact_json(projected)
         row = {
             "grant_id": grant.id,
             "department": grant.department,
             "dataset": dataset.name,
             "event_id": event["id"],
             "mode": grant.mode,
-            "sealed": exchange.seal(projected, context=delivery_context(grant.id, event["id"])),
+            "sealed": exchange.cipher.encrypt(
+                text, context=delivery_context(grant.id, event["id"])
+            ),
             "status": "delivered" if grant.mode == "pull" else "pending",
             "attempts": 0,
         }
         if plan.handoff_until is not None:
             row["next_attempt_at"] = plan.handoff_until
         plan.deliveries.append(row)
-        plan.projections.append(projected)
+        plan.projections.append((projected, text))
         plan.urls.append(grant.webhook_url)
         plan.log.append(
             chain.Message(
@@ -180,9 +184,10 @@ async def write(session: AsyncSession, plan: Plan) -> None:
                     dataset=row["dataset"],
                     mode=row["mode"],
                     value=value,
+                    text=text,
                     url=url,
                 )
-                for id_, row, value, url in zip(
+                for id_, row, (value, text), url in zip(
                     ids, plan.deliveries, plan.projections, plan.urls, strict=True
                 )
                 if row["mode"] != "pull"
