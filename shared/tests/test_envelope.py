@@ -115,3 +115,41 @@ def test_traceparent_parsing_rejects_malformed_and_all_zero_ids() -> None:
     assert parse_traceparent("00-" + "0" * 32 + "-00f067aa0ba902b7-01") is None
     assert parse_traceparent("garbage") is None
     assert parse_traceparent(None) is None
+
+
+def _variants(schema: dict[str, object]) -> list[object]:
+    """Instances around a schema: empty, its required fields filled crudely, and each property
+    set to a value of every JSON type."""
+    samples: list[object] = [None, 1, 1.5, "x", "", [], {}, True, "91440305000000019K"]
+    properties = schema.get("properties", {})
+    assert isinstance(properties, dict)
+    filler = {
+        "string": "x",
+        "integer": 1,
+        "number": 1.5,
+        "boolean": True,
+        "array": [],
+        "object": {},
+    }
+    base = {
+        name: filler.get(str(spec.get("type")), "x")
+        for name, spec in properties.items()
+        if isinstance(spec, dict)
+    }
+    out: list[object] = [{}, base, [], "x", None]
+    for name in properties:
+        out += [{**base, name: value} for value in samples]
+        out.append({key: value for key, value in base.items() if key != name})
+    return out
+
+
+def test_the_fast_validator_never_accepts_what_the_reference_refuses() -> None:
+    checked = refused = 0
+    for info in load_catalogue().types.values():
+        for instance in _variants(info.schema):
+            reference_ok = not list(info.validator.iter_errors(instance))
+            if info.fast.is_valid(instance):
+                assert reference_ok, (info.type, instance)
+            refused += not reference_ok
+            checked += 1
+    assert refused > checked // 2  # the variants do exercise refusals

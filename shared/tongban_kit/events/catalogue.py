@@ -13,6 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 from tongban_kit.events.envelope import CloudEvent, topic_for
@@ -32,6 +33,10 @@ class EventTypeInfo:
     description: str
     schema: dict[str, Any]
     validator: Draft202012Validator
+    # The same schema compiled by jsonschema-rs: ~50x cheaper on the hot path (data-exchange
+    # validates every event it routes). ``validator`` stays the reference and says what is
+    # wrong: an event is refused only when it finds a problem.
+    fast: Any = None
 
 
 class Catalogue:
@@ -48,6 +53,8 @@ class Catalogue:
         info = self.types.get(event.type)
         if info is None:
             raise InvalidEventData(f"event type {event.type!r} is not in the catalogue")
+        if info.fast is not None and info.fast.is_valid(event.data):
+            return
         errors = sorted(info.validator.iter_errors(event.data), key=lambda e: list(e.path))
         if errors:
             problems = "; ".join(
@@ -74,5 +81,6 @@ def load_catalogue() -> Catalogue:
             description=schema.get("description", ""),
             schema=schema,
             validator=Draft202012Validator(schema),
+            fast=jsonschema_rs.Draft202012Validator(schema, validate_formats=False),
         )
     return Catalogue(types)

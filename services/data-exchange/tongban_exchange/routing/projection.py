@@ -19,11 +19,15 @@ async def project(
     """The granted top-level fields of ``data``; each personal value in them is replaced by
     the department's pseudonym (or left out if none can be made) unless the grant allows it.
     ``personal`` holds JSON-pointer paths, ``*`` for every item of an array."""
-    view = {name: copy.deepcopy(data[name]) for name in grant.fields if name in data}
+    view = {name: data[name] for name in grant.fields if name in data}
     if grant.personal_allowed:
         return view
-    for path in personal:
-        await _replace(view, path.strip("/").split("/"), grant.department, pseudonyms)
+    paths = [path.strip("/").split("/") for path in personal]
+    # Only the fields a personal path runs through are changed: copy those, share the rest.
+    for name in {parts[0] for parts in paths if parts[0] in view}:
+        view[name] = copy.deepcopy(view[name])
+    for parts in paths:
+        await _replace(view, parts, grant.department, pseudonyms)
     return view
 
 
