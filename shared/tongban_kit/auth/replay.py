@@ -95,6 +95,7 @@ class RedisReplayGuard:
         # The rate limiter's timeouts: a Redis that does not answer fails the check quickly.
         self._redis: Redis = Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.prefix = prefix
+        self._warned_at = -math.inf
 
     async def first_use(self, jti: str, expires_at: float) -> bool:
         try:
@@ -104,9 +105,11 @@ class RedisReplayGuard:
                 self.prefix + jti, b"1", nx=True, exat=math.ceil(expires_at)
             )
         except (RedisError, OSError) as exc:
-            logger.warning(
-                "node assertion refused: Redis unreachable for the replay check (%s)", exc
-            )
+            if time.monotonic() - self._warned_at > 10:  # once every 10 s, not per request
+                self._warned_at = time.monotonic()
+                logger.warning(
+                    "node assertion refused: Redis unreachable for the replay check (%s)", exc
+                )
             raise ReplayCheckUnavailable(
                 "Node assertions cannot be checked for replays right now; try again shortly.",
                 headers=_RETRY_AFTER,
