@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -293,10 +294,17 @@ async def test_an_event_central_refuses_for_good_is_set_aside_and_the_queue_move
         events = await eventually(lambda: pulled(central, tax), lambda seen: len(seen) >= 1)
 
     assert [e["id"] for e in events] == [taken.id]
-    response = await nodes.regional.get(
-        "/v1/national/forwards", params={"status": "refused"}, headers=as_operator
-    )
-    (row,) = response.json()["forwards"]
+
+    async def refused_rows() -> list[dict[str, Any]]:
+        response = await nodes.regional.get(
+            "/v1/national/forwards", params={"status": "refused"}, headers=as_operator
+        )
+        rows: list[dict[str, Any]] = response.json()["forwards"]
+        return rows
+
+    # The forwarder marks its whole batch in one transaction, which may commit after central
+    # has already delivered the taken event.
+    (row,) = await eventually(refused_rows)
     assert (row["event_id"], row["status"]) == (refused.id, "refused")
     assert "422" in row["last_error"]
 
@@ -392,6 +400,62 @@ async def test_forged_or_unknown_node_posts_are_refused_and_write_nothing(
 
     for column in (inbox.c.event_id, LogEntry.seq, DatasetEvent.seq):
         assert await count(nodes.central_db, column) == 0
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def central_replica(
+    database_url: str, node: NodeSettings, directory: DirectoryServer, redis_url: str
+) -> ExchangeSettings:
+    """One replica of central's data-exchange (no workers: it only takes events in)."""
+    return ExchangeSettings(
+        database_url=database_url,
+        node=node_of(node, CENTRAL_NODE),
+        national_directory_url=directory.url,
+        redis_url=redis_url,
+        run_workers=False,
+    )
+
+
+async def test_central_replicas_sharing_redis_refuse_each_others_replays(
+    make_database: Any, node_settings: NodeSettings, directory: DirectoryServer
+) -> None:
+    database = await make_database("tongban_exchange:migrations")
+    settings = central_replica(database, node_settings, directory, REDIS_URL)
+    event = structured(business_registered())
+    assertion = regional_assertion(event)
+    async with (
+        running_app(create_app(settings)) as first,
+        running_app(create_app(settings)) as second,
+    ):
+        taken = await post_event(first, event, assertion)
+        replayed = await post_event(second, event, assertion)
+
+    assert taken.status_code == 202, taken.text
+    assert replayed.status_code == 401, replayed.text
+    assert replayed.headers["content-type"].startswith("application/problem+json")
+    assert "replay" in replayed.json()["detail"]
+    assert await count(database, inbox.c.event_id) == 1
+
+
+async def test_with_redis_down_central_answers_503_and_writes_nothing(
+    make_database: Any, node_settings: NodeSettings, directory: DirectoryServer
+) -> None:
+    database = await make_database("tongban_exchange:migrations")
+    with socket.socket() as unused:  # bound, not listening: connections are refused
+        unused.bind(("127.0.0.1", 0))
+        redis_down = f"redis://127.0.0.1:{unused.getsockname()[1]}/0"
+        settings = central_replica(database, node_settings, directory, redis_down)
+        event = structured(business_registered())
+        async with running_app(create_app(settings)) as central:
+            answer = await post_event(central, event, regional_assertion(event))
+
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.headers["retry-after"] == "5"
+    for column in (inbox.c.event_id, LogEntry.seq, DatasetEvent.seq):
+        assert await count(database, column) == 0
 
 
 async def test_a_node_without_national_exchange_answers_404(exchange: httpx.AsyncClient) -> None:

@@ -28,6 +28,7 @@ from tongban_exchange.routing.consumer import RoutingConsumer
 from tongban_exchange.routing.pseudonyms import IdentityPseudonyms
 from tongban_exchange.runtime import Exchange, ExchangeMetrics, data_cipher
 from tongban_exchange.settings import ExchangeSettings
+from tongban_kit.auth.replay import replay_guard
 from tongban_kit.service import create_service_app
 
 
@@ -57,6 +58,9 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
                 ]
             link = exchange.link
             if link is not None:
+                link.replays = replay_guard(
+                    settings.redis_url, node=settings.node, scope="exchange"
+                )
                 await link.refresh(http, timeout_s=3.0)
                 tasks.append(asyncio.create_task(link.refresh_forever(http), name="directory"))
                 if settings.run_workers and not link.is_central:
@@ -72,6 +76,8 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
                     task.cancel()
                 if tasks:
                     await asyncio.wait(tasks, timeout=10)
+                if link is not None:
+                    await link.replays.aclose()
 
     app = create_service_app(
         settings=settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from tongban_kit.crypto import FieldCipher, KeyringError
@@ -12,7 +12,10 @@ from tongban_kit.settings import ServiceSettings
 
 
 class ExchangeSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="TONGBAN_EXCHANGE_", extra="ignore")
+    # populate_by_name: tests and callers may pass redis_url=... despite its aliases.
+    model_config = SettingsConfigDict(
+        env_prefix="TONGBAN_EXCHANGE_", extra="ignore", populate_by_name=True
+    )
 
     service_name: str = "exchange"
     port: int = Field(default=8003, description="Port the service listens on.")
@@ -87,6 +90,13 @@ class ExchangeSettings(ServiceSettings):
         description="PEM file of this node's P-256 key (the gateway's and identity's file), "
         "which signs the node assertions of forwarded national events. Unset: a fixed "
         "development key outside production.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TONGBAN_EXCHANGE_REDIS_URL", "REDIS_URL"),
+        description="Redis shared by every data-exchange process of the node (also read from "
+        "`REDIS_URL`): the `jti` of the node assertions central checks are remembered there, "
+        "so a replay is refused by every replica. Unset: each process remembers its own.",
     )
     national_refresh_s: float = Field(
         default=60.0, gt=0, description="Seconds between fetches of the node directory."

@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -226,6 +227,105 @@ async def test_node_assertions_are_checked_against_the_directory(
     assert "replay" in second.json()["detail"]
     assert "expired" in answers["expired"].json()["detail"]
     assert "not an active node" in answers["unknown node"].json()["detail"]
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_namespace() -> AsyncIterator[str]:
+    """A topic namespace of the test's own, so its replay keys in Redis are its own; they are
+    deleted afterwards."""
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    yield namespace
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def test_an_assertion_one_gateway_took_is_a_replay_at_another_sharing_redis(
+    open_gateway: OpenGateway,
+    central: Central,
+    node_trusting: Callable[..., NodeSettings],
+    redis_namespace: str,
+) -> None:
+    shared = {
+        "directory_url": central.url,
+        "redis_url": REDIS_URL,
+        "node": node_trusting(kafka_namespace=redis_namespace),
+    }
+    once = assertion(SHANGHAI)
+    path = f"/api/registration/v1/businesses/{SHANGHAI_USCC}"
+    async with open_gateway(**shared) as first, open_gateway(**shared) as second:
+        del first.headers["authorization"], second.headers["authorization"]
+        taken = await first.get(path, headers={"tongban-node-assertion": once})
+        replayed = await second.get(path, headers={"tongban-node-assertion": once})
+
+    assert taken.status_code == 200, taken.text
+    assert replayed.status_code == 401
+    assert replayed.headers["content-type"] == "application/problem+json"
+    assert "replay" in replayed.json()["detail"]
+
+
+async def test_the_replay_key_expires_with_the_assertion(
+    open_gateway: OpenGateway,
+    central: Central,
+    node_trusting: Callable[..., NodeSettings],
+    redis_namespace: str,
+) -> None:
+    once = assertion(SHANGHAI, lifetime_s=90)
+    claims = jwt.decode(once, options={"verify_signature": False})
+    async with open_gateway(
+        directory_url=central.url,
+        redis_url=REDIS_URL,
+        node=node_trusting(kafka_namespace=redis_namespace),
+    ) as gateway:
+        del gateway.headers["authorization"]
+        taken = await gateway.get(
+            f"/api/registration/v1/businesses/{SHANGHAI_USCC}",
+            headers={"tongban-node-assertion": once},
+        )
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        expires_at = await client.expiretime(
+            f"{redis_namespace}:440300:gateway:jti:310000:{claims['jti']}"
+        )
+    finally:
+        await client.aclose()
+    assert taken.status_code == 200, taken.text
+    # Until exp plus the 30 s of clock skew an assertion is still accepted in.
+    assert expires_at == claims["exp"] + 30
+
+
+async def test_with_redis_down_node_assertions_are_refused_with_503(
+    open_gateway: OpenGateway,
+    central: Central,
+    node_trusting: Callable[..., NodeSettings],
+    dead_url: str,
+) -> None:
+    redis_down = "redis://" + dead_url.removeprefix("http://")
+    async with open_gateway(
+        directory_url=central.url,
+        redis_url=redis_down,
+        node=node_trusting(kafka_namespace=f"t{uuid.uuid4().hex[:12]}"),
+    ) as gateway:
+        from_node = await gateway.get(
+            "/api/registration/v1/businesses",
+            headers={"tongban-node-assertion": assertion(SHANGHAI)},
+        )
+        local = await gateway.get(f"/api/registration/v1/businesses/{OWN_USCC}")
+
+    assert from_node.status_code == 503
+    assert from_node.headers["content-type"] == "application/problem+json"
+    assert from_node.headers["retry-after"] == "5"
+    assert "replays" in from_node.json()["detail"]
+    # The node's own callers are not held up: rate limits let them through without Redis.
+    assert local.status_code == 200, local.text
 
 
 def test_production_needs_the_anchor_file(

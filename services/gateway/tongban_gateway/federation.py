@@ -30,7 +30,8 @@ from tongban_gateway.config import RouteConfigError
 from tongban_gateway.directory import Directory
 from tongban_gateway.settings import GatewaySettings
 from tongban_kit.auth.node_keys import NodeKeyError, load_node_key, node_identifier, public_jwk
-from tongban_kit.errors import ServiceUnavailable, TongbanError
+from tongban_kit.auth.replay import ReplayGuard
+from tongban_kit.errors import TongbanError
 
 __all__ = [
     "ASSERTION_HEADER",
@@ -114,7 +115,6 @@ class AssertionRefused(TongbanError):
 # Longest lifetime (exp - iat) accepted, and clock skew allowed between nodes.
 _MAX_LIFETIME_S = 300
 _LEEWAY_S = 30
-_SEEN_LIMIT = 100_000
 
 
 class AssertionVerifier:
@@ -123,16 +123,17 @@ class AssertionVerifier:
     Accepted: an ES256 JWT with ``typ`` ``tongban-node+jwt``, ``iss`` = ``sub`` = an active
     node of the directory (``tongban:node:<code>``), signed by one of that node's keys listed
     there, ``aud`` this node, ``exp`` in the future and at most 300 s after ``iat``, and a
-    ``jti`` this gateway has not seen before (remembered until the assertion expires; per
-    gateway process). Anything else is a 401 problem; no valid directory copy is a 503.
+    ``jti`` not seen before (``replays``: every gateway process sharing Redis, or this one
+    alone without it; remembered until ``exp`` plus the skew allowed). Anything else is a 401
+    problem; no valid directory copy, or a replay check that cannot be made, is a 503.
     """
 
-    def __init__(self, directory: Directory, *, node_code: str) -> None:
+    def __init__(self, directory: Directory, *, node_code: str, replays: ReplayGuard) -> None:
         self.directory = directory
         self.audience = node_identifier(node_code)
-        self._seen: dict[str, float] = {}
+        self.replays = replays
 
-    def verify(self, assertion: str) -> str:
+    async def verify(self, assertion: str) -> str:
         """The code of the node that sent ``assertion``."""
         try:
             header = jwt.get_unverified_header(assertion)
@@ -166,16 +167,6 @@ class AssertionVerifier:
             raise AssertionRefused(f"The node assertion does not verify ({exc}).") from None
         if claims["sub"] != issuer or claims["exp"] - claims["iat"] > _MAX_LIFETIME_S:
             raise AssertionRefused("The node assertion's subject or lifetime is not allowed.")
-        self._remember(str(claims["jti"]), float(claims["exp"]) + _LEEWAY_S, code)
-        return code
-
-    def _remember(self, jti: str, until: float, code: str) -> None:
-        now = time.time()
-        key = f"{code}:{jti}"
-        if self._seen.get(key, 0.0) > now:
+        if not await self.replays.first_use(f"{code}:{claims['jti']}", claims["exp"] + _LEEWAY_S):
             raise AssertionRefused("The node assertion's jti was used before (a replay).")
-        if len(self._seen) >= _SEEN_LIMIT:
-            self._seen = {k: v for k, v in self._seen.items() if v > now}
-            if len(self._seen) >= _SEEN_LIMIT:
-                raise ServiceUnavailable("Too many node assertions at once; try again shortly.")
-        self._seen[key] = until
+        return code

@@ -26,6 +26,7 @@ from tongban_gateway.relay import upstream_session
 from tongban_gateway.routes import RouteTable
 from tongban_gateway.security import browser_policy, install_browser_policy
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.auth.replay import replay_guard
 from tongban_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from tongban_kit.service import create_base_app
 
@@ -53,6 +54,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         buckets: Buckets = (
             RedisBuckets(settings.redis_url) if settings.redis_url else LocalBuckets()
         )
+        # Only a node following the directory checks other nodes' assertions.
+        replays = (
+            replay_guard(settings.redis_url, node=node, scope="gateway")
+            if directory is not None
+            else None
+        )
         try:
             async with upstream_session(settings) as session:
                 auth = EdgeAuth(
@@ -61,7 +68,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     audience=node.token_audience,
                     visitors=getattr(app.state, "visitors", None),
                 )
-                proxy.start(session, auth, buckets)
+                proxy.start(session, auth, buckets, replays)
                 app.state.readiness.update(proxy.readiness_checks())
                 describer = asyncio.create_task(openapi.refresh_forever(session), name="openapi")
                 follower = None
@@ -79,8 +86,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 thresholds = gc.get_threshold()
                 gc.set_threshold(10_000, 10, 10)
                 logger.info(
-                    "routes: %s; rate limits %s",
+                    "routes: %s; rate limits%s %s",
                     ", ".join(f"{u.name} -> {u.base_url}" for u in routes.upstreams),
+                    " and node-assertion replays" if replays is not None else "",
                     "shared through Redis" if settings.redis_url else "per process",
                 )
                 try:
@@ -96,6 +104,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                 await task
         finally:
             await buckets.aclose()
+            if replays is not None:
+                await replays.aclose()
 
     app = create_base_app(
         settings=settings,

@@ -44,6 +44,7 @@ from tongban_gateway.routes import (
     node_route,
 )
 from tongban_gateway.settings import GatewaySettings
+from tongban_kit.auth.replay import ReplayGuard
 from tongban_kit.errors import (
     NotFound,
     PayloadTooLarge,
@@ -104,11 +105,7 @@ class EdgeProxy:
         self.settings = settings
         self.signer = signer  # set when other nodes are configured
         self.directory = directory  # set when the node follows the central directory
-        self.verifier = (
-            AssertionVerifier(directory, node_code=settings.node.node_code)
-            if directory is not None
-            else None
-        )
+        self.verifier: AssertionVerifier | None = None  # with the directory, from ``start``
         self._remote_routes: dict[tuple[str, str, bool], Route] = {}
         self.breakers = {
             upstream.name: CircuitBreaker(
@@ -122,8 +119,20 @@ class EdgeProxy:
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._lean_pools: dict[str, tuple[LeanPool, int] | None] = {}
 
-    def start(self, session: aiohttp.ClientSession, auth: EdgeAuth, buckets: Buckets) -> None:
+    def start(
+        self,
+        session: aiohttp.ClientSession,
+        auth: EdgeAuth,
+        buckets: Buckets,
+        replays: ReplayGuard | None = None,
+    ) -> None:
+        """Hand over the lifespan's clients; ``replays`` is required with a directory (it
+        remembers the ``jti`` of the node assertions checked here)."""
         self._session, self._auth, self._buckets = session, auth, buckets
+        if self.directory is not None:
+            assert replays is not None
+            node_code = self.settings.node.node_code
+            self.verifier = AssertionVerifier(self.directory, node_code=node_code, replays=replays)
 
     def readiness_checks(self) -> dict[str, Check]:
         """One check per service: its ``/readyz`` answers 200 (its own dependencies are up)."""
@@ -163,7 +172,7 @@ class EdgeProxy:
         from_node = None
         assertion = request_headers.get(ASSERTION_HEADER.encode())
         if assertion is not None and self.verifier is not None:
-            from_node = self.verifier.verify(assertion.decode("latin-1"))
+            from_node = await self.verifier.verify(assertion.decode("latin-1"))
             # The sending gateway limited its callers; here they would share one bucket.
             scope["tongban.from_node"] = from_node
         try:

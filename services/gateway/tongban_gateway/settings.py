@@ -56,8 +56,9 @@ class GatewaySettings(BaseServiceSettings):
     redis_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("TONGBAN_GATEWAY_REDIS_URL", "REDIS_URL"),
-        description="Redis shared by every gateway process for rate limits (also read from "
-        "`REDIS_URL`). Unset: each process keeps its own buckets.",
+        description="Redis shared by every gateway process for rate limits and, with a "
+        "directory, the `jti` of the node assertions checked (also read from `REDIS_URL`). "
+        "Unset: each process keeps its own buckets and remembers its own `jti` values.",
     )
     cors_origins: list[str] = Field(
         default=[],

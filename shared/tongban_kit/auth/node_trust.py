@@ -5,7 +5,8 @@ The rules are the gateway's (``tongban_gateway.directory`` and ``.federation``):
 a JWS (``typ`` ``tongban-directory+jwt``) signed by the central node's key, valid until its
 ``exp``; an assertion is an ES256 JWT (``typ`` ``tongban-node+jwt``) with ``iss`` = ``sub`` =
 the sending node, ``aud`` the receiving node, at most 300 s of lifetime, signed by a key the
-directory lists for an active node, and a ``jti`` not seen before.
+directory lists for an active node, and a ``jti`` not seen before (``tongban_kit.auth.replay``:
+by every process sharing the service's Redis, or by this process without one).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tongban_kit.auth.node_keys import (
     node_identifier,
     public_jwk,
 )
+from tongban_kit.auth.replay import ReplayGuard
 
 __all__ = [
     "ASSERTION_HEADER",
@@ -34,7 +36,6 @@ __all__ = [
     "DirectoryNode",
     "DirectoryProblem",
     "NodeDirectory",
-    "ReplayGuard",
     "jwks_keys",
     "load_anchor",
     "read_directory",
@@ -49,7 +50,6 @@ DIRECTORY_TYPE = "tongban-directory+jwt"
 _LIFETIME_S = 60
 _MAX_LIFETIME_S = 300
 _LEEWAY_S = 30
-_SEEN_LIMIT = 100_000
 
 
 class DirectoryProblem(ValueError):
@@ -180,28 +180,12 @@ def sign_assertion(
     return jwt.encode(claims, key, algorithm="ES256", headers=headers)
 
 
-class ReplayGuard:
-    """The ``jti`` values seen, each remembered until its assertion expires (per process)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-
-    def spend(self, key: str, until: float) -> None:
-        now = time.time()
-        if self._seen.get(key, 0.0) > now:
-            raise AssertionProblem("The node assertion's jti was used before (a replay).")
-        if len(self._seen) >= _SEEN_LIMIT:
-            self._seen = {k: v for k, v in self._seen.items() if v > now}
-            if len(self._seen) >= _SEEN_LIMIT:
-                raise AssertionProblem("Too many node assertions at once; try again shortly.")
-        self._seen[key] = until
-
-
-def verify_assertion(
+async def verify_assertion(
     assertion: str, directory: NodeDirectory, *, own_code: str, replays: ReplayGuard
 ) -> tuple[str, dict[str, Any]]:
     """The code of the node that sent ``assertion`` and its claims; ``AssertionProblem``
-    otherwise."""
+    otherwise. Its ``jti`` is spent in ``replays`` until ``exp`` plus the skew allowed
+    (``ReplayCheckUnavailable``, a 503, when that cannot be told)."""
     try:
         header = jwt.get_unverified_header(assertion)
         unverified = jwt.decode(assertion, options={"verify_signature": False})
@@ -234,5 +218,6 @@ def verify_assertion(
         raise AssertionProblem(f"The node assertion does not verify ({exc}).") from None
     if claims["sub"] != issuer or claims["exp"] - claims["iat"] > _MAX_LIFETIME_S:
         raise AssertionProblem("The node assertion's subject or lifetime is not allowed.")
-    replays.spend(f"{code}:{claims['jti']}", float(claims["exp"]) + _LEEWAY_S)
+    if not await replays.first_use(f"{code}:{claims['jti']}", float(claims["exp"]) + _LEEWAY_S):
+        raise AssertionProblem("The node assertion's jti was used before (a replay).")
     return code, claims

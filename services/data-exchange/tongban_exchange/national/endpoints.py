@@ -57,8 +57,8 @@ async def receive(request: Request, session: SessionDep) -> NationalAccepted:
     node's. 404 where national exchange
     is not configured or this is not the central node; 401 for a missing, forged, expired,
     replayed or unknown node's assertion; 422 for an event that is not of a national dataset
-    or does not validate. A second arrival of the same event id is a `duplicate` and changes
-    nothing.
+    or does not validate; 503 while the replay check cannot be made (Redis unreachable). A
+    second arrival of the same event id is a `duplicate` and changes nothing.
     """
     link = _link(request)
     if link is None or not link.is_central:
@@ -77,7 +77,7 @@ async def receive(request: Request, session: SessionDep) -> NationalAccepted:
             for error in exc.errors()[:5]
         )
         raise service.InvalidNationalEvent(f"Not a CloudEvent: {problems}") from None
-    from_node = link.verify(assertion, body.id)
+    from_node = await link.verify(assertion, body.id)
     exchange = request.app.state.exchange
     new = await service.accept(session, exchange, body=body, from_node=from_node)
     exchange.metrics.national_received.labels(from_node, "accepted" if new else "duplicate").inc()
@@ -110,7 +110,7 @@ async def feed(
     assertion = request.headers.get(ASSERTION_HEADER)
     if not assertion:
         raise AssertionRefused("A node assertion (Tongban-Node-Assertion) is required.")
-    reader = link.verify_feed(assertion)
+    reader = await link.verify_feed(assertion)
     exchange = request.app.state.exchange
     rows = await repository.feed(session, after=after, limit=limit, settle_s=FEED_SETTLE_S)
     own = f"/nodes/{reader}/"

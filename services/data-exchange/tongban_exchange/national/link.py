@@ -28,12 +28,12 @@ from tongban_kit.auth.node_trust import (
     AssertionProblem,
     DirectoryProblem,
     NodeDirectory,
-    ReplayGuard,
     jwks_keys,
     read_directory,
     sign_assertion,
     verify_assertion,
 )
+from tongban_kit.auth.replay import MemoryReplayGuard, ReplayGuard
 from tongban_kit.errors import NotFound, ServiceUnavailable, TongbanError
 
 __all__ = ["EVENT_CLAIM", "FEED_CLAIM", "AssertionRefused", "CentralLink", "NationalOff"]
@@ -75,7 +75,8 @@ class CentralLink:
         self.anchor = self._anchor(settings, production)
         self.copy: NodeDirectory | None = None
         self.last_error: str | None = None
-        self.replays = ReplayGuard()
+        # The lifespan puts the Redis guard here when the service has Redis.
+        self.replays: ReplayGuard = MemoryReplayGuard()
 
     @staticmethod
     def _anchor(
@@ -146,27 +147,27 @@ class CentralLink:
             self.key, node_code=self.own, audience=CENTRAL_NODE, extra={FEED_CLAIM: True}
         )
 
-    def verify_feed(self, assertion: str) -> str:
+    async def verify_feed(self, assertion: str) -> str:
         """The code of the node reading the feed (401 problem unless the assertion holds and
         was made for the feed)."""
-        code, claims = self._verified(assertion)
+        code, claims = await self._verified(assertion)
         if claims.get(FEED_CLAIM) is not True:
             raise AssertionRefused("The node assertion is not for the national feed.")
         return code
 
-    def _verified(self, assertion: str) -> tuple[str, dict[str, Any]]:
+    async def _verified(self, assertion: str) -> tuple[str, dict[str, Any]]:
         try:
-            return verify_assertion(
+            return await verify_assertion(
                 assertion, self.directory(), own_code=self.own, replays=self.replays
             )
         except AssertionProblem as exc:
             raise AssertionRefused(str(exc)) from None
 
-    def verify(self, assertion: str, event_id: str) -> str:
+    async def verify(self, assertion: str, event_id: str) -> str:
         """The code of the node that sent ``assertion`` with event ``event_id`` (401 problem
         when it does not hold, or names another event: an assertion the gateway made for a
         proxied request, or one taken from another forward, carries no event here)."""
-        code, claims = self._verified(assertion)
+        code, claims = await self._verified(assertion)
         if claims.get(EVENT_CLAIM) != event_id:
             raise AssertionRefused(f"The node assertion is not for event {event_id[:64]!r}.")
         return code
