@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tongban_exchange.delivery.attempt import Attempt
@@ -126,7 +126,7 @@ class Dispatcher:
             async with self.sessionmaker() as session, session.begin():
                 await session.execute(
                     update(Delivery)
-                    .where(Delivery.id.in_([a.id for a in batch]), Delivery.status == "pending")
+                    .where(Delivery.id == any_(_ids(batch)), Delivery.status == "pending")
                     .values(next_attempt_at=func.now() + timedelta(seconds=1))
                 )
         except Exception as exc:
@@ -214,6 +214,14 @@ class Dispatcher:
                 )
 
         await asyncio.gather(*(post(a) for a in hooks))
+        now = datetime.now(UTC)
+        metrics = self.exchange.metrics
+        for attempt in live:
+            if attempt.error is None:  # made: counted now, written down by ``_settle``
+                labels = (attempt.dataset, attempt.department)
+                metrics.delivered.labels(*labels, attempt.mode).inc()
+                latency = (now - datetime.fromisoformat(attempt.value["time"])).total_seconds()
+                metrics.latency.labels(*labels).observe(max(latency, 0.0))
         for attempt in batch:
             if attempt.grant_id not in granted:
                 attempt.error = "cancelled"
@@ -229,14 +237,14 @@ class Dispatcher:
         if delivered:
             await session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_([a.id for a in delivered]), pending)
+                .where(Delivery.id == any_(_ids(delivered)), pending)
                 .values(status="delivered", delivered_at=now, attempts=Delivery.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
         if cancelled:
             await session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_([a.id for a in cancelled]), pending)
+                .where(Delivery.id == any_(_ids(cancelled)), pending)
                 .values(status="cancelled")
                 .execution_options(synchronize_session=False)
             )
@@ -252,12 +260,6 @@ class Dispatcher:
                 ),
                 [self._failed(a, now) for a in failed],
             )
-        metrics = self.exchange.metrics
-        for attempt in delivered:
-            labels = (attempt.dataset, attempt.department)
-            metrics.delivered.labels(*labels, attempt.mode).inc()
-            latency = (now - datetime.fromisoformat(attempt.value["time"])).total_seconds()
-            metrics.latency.labels(*labels).observe(max(latency, 0.0))
 
     def _failed(self, attempt: Attempt, now: datetime) -> dict[str, Any]:
         attempts = attempt.attempts + 1
@@ -297,6 +299,12 @@ class Dispatcher:
         self.exchange.metrics.lag.clear()
         for dataset, department, count in rows:
             self.exchange.metrics.lag.labels(dataset, department).set(count)
+
+
+def _ids(attempts: Sequence[Attempt]) -> Any:
+    """The attempts' ids as one array parameter: the statement's text is the same for any
+    number of them, so it is prepared once."""
+    return bindparam("ids", [a.id for a in attempts], type_=ARRAY(BigInteger))
 
 
 async def redeliver(session: AsyncSession, *, delivery: Delivery) -> None:
