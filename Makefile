@@ -46,8 +46,9 @@ fuzz: install
 	TONGBAN_FUZZ_EXAMPLES=$${TONGBAN_FUZZ_EXAMPLES:-100} $(BIN)/pytest tests/test_fuzz.py -s
 
 # The whole security suite against a node started as `make run` starts it: object-level
-# authorization, mass assignment, oversized bodies, every injection string in every text
-# field, rate-limit bursts (make test runs a sample of each).
+# and function-level authorization, mass assignment, oversized bodies and documents, lying
+# document types, every injection string in every text field, rate-limit bursts (make test
+# runs a sample of each).
 security: install
 	TONGBAN_SECURITY_FULL=1 $(BIN)/pytest tests/security tests/test_token_matrix.py
 

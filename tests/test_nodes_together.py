@@ -6,10 +6,7 @@ gateway restart; a person of 440300 signs in at 310000 with 440300's token (a vi
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -21,11 +18,11 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
 
 from tongban_kit.auth.node_keys import development_node_key, node_identifier, public_jwk
 from tongban_kit.infra import free_port
 from tongban_kit.node.nodes import Federation, NodePlan
+from tongban_kit.testing.callers import Identity, department
 from tongban_registration.testing import application
 
 PERSON = {
@@ -76,45 +73,14 @@ def _login(api: httpx.Client) -> dict[str, str]:
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
-def _samr(api: httpx.Client, nodes: Federation, code: str) -> dict[str, str]:
-    """Market regulation at node ``code``, enrolled by its operator, with its token."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "samr-1", "use": "sig"}
-    jwks_file = nodes.state_dir / f"samr-{code}.json"
-    jwks_file.write_text(json.dumps({"keys": [jwk]}))
-    enrolled = subprocess.run(
-        [
-            *(sys.executable, "-m", "tongban_kit.cli", "departments", "create"),
-            *("--code", "samr", "--name", "市场监督管理局"),
-            *("--scopes", "identity:assurance registration:review", "--jwks-file", str(jwks_file)),
-        ],
-        env=nodes.identity_env(code),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+def _samr(nodes: Federation, code: str) -> dict[str, str]:
+    """Market regulation at node ``code``, enrolled by its operator, with a token it got through
+    that node's gateway."""
+    gateway = nodes.gateway(code)
+    identity = Identity(
+        nodes.identity_env(code), gateway, f"{gateway}/api/identity/oauth/token", nodes.state_dir
     )
-    assert enrolled.returncode == 0, enrolled.stderr
-    client_id = enrolled.stdout.strip()
-    token_url = f"{nodes.gateway(code)}/api/identity/oauth/token"
-    now = int(time.time())
-    assertion = jwt.encode(
-        {"iss": client_id, "sub": client_id, "aud": token_url, "iat": now, "exp": now + 60}
-        | {"jti": uuid.uuid4().hex},
-        key,
-        algorithm="ES256",
-        headers={"kid": "samr-1"},
-    )
-    issued = api.post(
-        "/identity/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
-        },
-    )
-    assert issued.status_code == 200, issued.text
-    return {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    return department(identity, "samr", "identity:assurance registration:review").headers
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +89,7 @@ def shenzhen_business(nodes: Federation) -> dict[str, Any]:
     api = httpx.Client(base_url=f"{nodes.gateway('440300')}/api", timeout=15)
     signed_up = api.post("/identity/v1/persons", json=PERSON)
     assert signed_up.status_code == 201, signed_up.text
-    samr = _samr(api, nodes, "440300")
+    samr = _samr(nodes, "440300")
     draft = api.post(
         "/registration/v1/applications",
         json=application(name="深圳市跨省通办测试科技有限公司"),

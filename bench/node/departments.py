@@ -20,7 +20,8 @@ from aiokafka import AIOKafkaConsumer
 
 from tongban_kit.infra import free_port
 from tongban_kit.settings import NodeSettings
-from tongban_kit.testing.node import Department, NodeProcess, enrol_department
+from tongban_kit.testing.callers import Department, Identity, department
+from tongban_kit.testing.node import NodeProcess
 
 DATASET = "gov.tongban.registration.business.registered.v1"
 
@@ -115,7 +116,6 @@ class Parties:
     """Market regulation (the officer) and the three subscribing departments' tokens."""
 
     samr: Department
-    api: httpx.Client
     tokens: dict[str, dict[str, str]]
     receiver: WebhookReceiver
 
@@ -124,7 +124,9 @@ def enrol(node: NodeProcess, arrivals: Arrivals) -> Parties:
     receiver = WebhookReceiver(arrivals)
     api = httpx.Client(base_url=f"{node.gateway}/api", timeout=30)
     print("[setup] enrolling market regulation (officer) and three departments", flush=True)
-    samr = enrol_department(node, "samr", "identity:assurance registration:review")
+    # Tokens through the gateway, as a department's would come.
+    identity = Identity.of(node, through_gateway=True)
+    samr = department(identity, "samr", "identity:assurance registration:review")
     subscribers = {
         "tax": {"mode": "kafka"},
         "social-security": {"mode": "webhook", "url": receiver.url},
@@ -132,7 +134,7 @@ def enrol(node: NodeProcess, arrivals: Arrivals) -> Parties:
     }
     tokens: dict[str, dict[str, str]] = {}
     for code, delivery in subscribers.items():
-        headers = enrol_department(node, code, "exchange:subscribe").headers(api)
+        headers = department(identity, code, "exchange:subscribe").headers
         tokens[code] = headers
         granted = api.post(
             "/exchange/v1/grants",
@@ -148,4 +150,5 @@ def enrol(node: NodeProcess, arrivals: Arrivals) -> Parties:
         )
         if granted.status_code != 201:
             raise RuntimeError(f"grant for {code}: {granted.status_code} {granted.text}")
-    return Parties(samr, api, tokens, receiver)
+    api.close()
+    return Parties(samr, tokens, receiver)

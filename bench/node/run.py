@@ -317,8 +317,8 @@ def machine(args: argparse.Namespace, node: NodeProcess) -> None:
 async def drive(args: argparse.Namespace, node: NodeProcess) -> int:
     arrivals = Arrivals()
     parties = await asyncio.to_thread(enrol, node, arrivals)
-    samr, sync_api, tokens = parties.samr, parties.api, parties.tokens
-    officer = await asyncio.to_thread(samr.headers, sync_api)
+    samr, tokens = parties.samr, parties.tokens
+    officer = samr.headers
     limits = httpx.Limits(max_connections=args.max_inflight + 8)
     stop = asyncio.Event()
     async with httpx.AsyncClient(base_url=f"{node.gateway}/api", timeout=60, limits=limits) as api:
@@ -331,7 +331,7 @@ async def drive(args: argparse.Namespace, node: NodeProcess) -> int:
         try:
             for rate in [float(r) for r in args.rates.split(",")]:
                 # Access tokens are short-lived: each rate starts with fresh ones.
-                officer = await asyncio.to_thread(samr.headers, sync_api)
+                officer = await asyncio.to_thread(samr.fresh_headers)
                 print(f"\n[rate {rate:g}/s] {args.seconds:g} s of journeys", flush=True)
                 step, elapsed, cpu, _ = await run_step(
                     journeys, arrivals, node, rate, args.seconds, args.grace, args.max_inflight

@@ -38,7 +38,8 @@ import psutil
 import pytest
 
 from tongban_kit.infra import free_port
-from tongban_kit.testing.node import NodeProcess, enrol_department, node_process
+from tongban_kit.testing.callers import Department, Identity, department
+from tongban_kit.testing.node import NodeProcess, node_process
 from tongban_registration.testing import application
 
 pytestmark = pytest.mark.node
@@ -116,12 +117,9 @@ class World:
     refresh: Callable[[], None] = lambda: None
 
 
-def _department(
-    node: NodeProcess, api: httpx.Client, code: str, scopes: str
-) -> Callable[[], dict[str, str]]:
-    """Enrol a department; the function returned gets a fresh token's headers."""
-    department = enrol_department(node, code, scopes)
-    return lambda: department.headers(api)
+def _department(node: NodeProcess, code: str, scopes: str) -> Department:
+    """Enrol a department; its tokens come through the gateway, as a department's would."""
+    return department(Identity.of(node, through_gateway=True), code, scopes)
 
 
 def _healthy(api: httpx.Client) -> Callable[[], bool]:
@@ -175,17 +173,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         api = httpx.Client(base_url=f"{node.gateway}/api", timeout=30)
         signed_up = api.post("/identity/v1/persons", json=PERSON)
         assert signed_up.status_code == 201, signed_up.text
-        samr = _department(node, api, "samr", "identity:assurance registration:review")
-        officer = samr()
+        samr = _department(node, "samr", "identity:assurance registration:review")
+        officer = samr.headers
         raised = api.post(
             f"/identity/v1/persons/{signed_up.json()['id']}/assurance/substantial",
             json={"source": "household-register"},
             headers=officer,
         )
         assert raised.status_code == 200, raised.text
-        hooked = _department(node, api, "tax", "exchange:subscribe")()
-        stats = _department(node, api, "stats", "exchange:subscribe")
-        puller = stats()
+        hooked = _department(node, "tax", "exchange:subscribe").headers
+        stats = _department(node, "stats", "exchange:subscribe")
+        puller = stats.headers
         for headers, delivery in (
             (hooked, {"mode": "webhook", "url": receiver.url}),
             (puller, {"mode": "pull"}),
@@ -210,7 +208,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             # The previous fault may have left a breaker of the gateway open for a moment.
             _eventually(_healthy(api))
             world.person = _rate_limited(lambda: _login(api))
-            world.officer, world.puller = _rate_limited(samr), _rate_limited(stats)
+            world.officer, world.puller = (
+                _rate_limited(samr.fresh_headers),
+                _rate_limited(stats.fresh_headers),
+            )
 
         world.refresh = refresh
         try:

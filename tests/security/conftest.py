@@ -3,21 +3,32 @@ business (``security_world`` holds the helpers the tests import)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from security_world import DATA_SCOPES, World, Writes, resident_id
+from security_world import (
+    DATA_SCOPES,
+    INSTANT,
+    LICENCE_TYPES,
+    PDF,
+    WAITS,
+    World,
+    Writes,
+    resident_id,
+)
 
-from tongban_kit.testing.callers import department, sign_up
+from tongban_kit.testing.callers import Department, department, sign_up
 from tongban_kit.testing.node import NodeProcess, node_process
 from tongban_registration.testing import application
 
 
 @pytest.fixture(scope="package")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    with node_process(tmp_path_factory.mktemp("security-node")) as running:
+    env = {"TONGBAN_REGISTRATION_LICENCE_TYPES": json.dumps(LICENCE_TYPES)}
+    with node_process(tmp_path_factory.mktemp("security-node"), env=env) as running:
         yield running
 
 
@@ -78,3 +89,35 @@ def business(world: World, tax_grant: dict[str, Any]) -> str:
     assert delivered.status_code == 200, delivered.text
     assert delivered.json()["events"], "tax never received the business"
     return str(approved.json()["uscc"])
+
+
+@pytest.fixture(scope="package")
+def licensing(world: World) -> Department:
+    """A licensing officer (``registration:licensing``), enrolled only for the tests that
+    decide, suspend or reinstate (``make security``: enrolling takes seconds)."""
+    return department(world.node, "licensing", "registration:licensing")
+
+
+@pytest.fixture(scope="package")
+def pending_licence(world: World, business: str) -> dict[str, Any]:
+    """Alice's application for a licence that waits for an officer."""
+    return world.apply_for_licence(world.alice, business, WAITS)
+
+
+@pytest.fixture(scope="package")
+def issued_licence(world: World, business: str) -> dict[str, Any]:
+    """Alice's application for a licence issued at once, with its licence."""
+    applied = world.apply_for_licence(world.alice, business, INSTANT)
+    assert applied["status"] == "approved", applied
+    return applied
+
+
+@pytest.fixture(scope="package")
+def alice_document(world: World) -> tuple[str, dict[str, Any]]:
+    """Alice's draft application (its id) with a document uploaded to it."""
+    draft = world.draft(
+        world.alice,
+        name="深圳市爱丽丝文件测试科技有限公司",
+        legal_representative={"name": "爱丽丝", "resident_id": resident_id(1)},
+    )
+    return draft["id"], world.upload(world.alice, draft["id"], PDF)

@@ -33,6 +33,21 @@ def sample(cases: list[Any], quick: int = 2) -> list[Any]:
 
 BUSINESS_REGISTERED = "gov.tongban.registration.business.registered.v1"
 DATA_SCOPES = "exchange:subscribe exchange:query exchange:acknowledge exchange:publish"
+# The node's accreditation licences (证照分离), both covered by the default business scope
+# (软件开发；信息技术咨询服务): one waits for a licensing officer, one is issued at once.
+WAITS, INSTANT = "software-services", "it-consulting"
+LICENCE_TYPES = [
+    {"code": WAITS, "name": "软件服务许可证", "number_prefix": "RJ", "scope_covers": ["软件开发"]},
+    {
+        "code": INSTANT,
+        "name": "信息技术咨询许可证",
+        "number_prefix": "XZ",
+        "scope_covers": ["信息技术咨询服务"],
+        "instant_approval": True,
+    },
+]
+# The smallest document an application takes: told a PDF by its first bytes.
+PDF = b"%PDF-1.7\n%security suite\n"
 
 # What each service stores on a caller's behalf; the outbox by its highest sequence number
 # (the relay deletes published rows after a while, so a count could fall).
@@ -46,6 +61,11 @@ _TABLES = {
         "change_filings",
         "idempotency_keys",
         "acknowledgements",
+        "licence_applications",
+        "accreditation_licences",
+        "licence_history",
+        "application_documents",
+        "document_chunks",
     ),
     "tongban_exchange": (
         "grants",
@@ -150,6 +170,27 @@ class World:
         )
         assert drafted.status_code == 201, drafted.text
         return dict(drafted.json())
+
+    def apply_for_licence(self, person: Person, uscc: str, licence_type: str) -> dict[str, Any]:
+        """``person``'s application for a licence of ``licence_type`` for business ``uscc``."""
+        applied = self.api.post(
+            "/registration/v1/licence-applications",
+            json={"uscc": uscc, "licence_type": licence_type},
+            headers=self.headers(person),
+        )
+        assert applied.status_code == 201, applied.text
+        return dict(applied.json())
+
+    def upload(self, person: Person, application_id: str, content: bytes) -> dict[str, Any]:
+        """A document on ``person``'s draft application."""
+        uploaded = self.api.post(
+            f"/registration/v1/applications/{application_id}/documents",
+            params={"filename": "章程.pdf"},
+            content=content,
+            headers={**self.headers(person), "content-type": "application/pdf"},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        return dict(uploaded.json())
 
     def grant(self, holder: Department, fields: list[str]) -> dict[str, Any]:
         """A pull grant of ``holder``'s for new businesses."""

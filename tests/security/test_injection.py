@@ -1,6 +1,7 @@
-"""Injection strings in every text field of sign-up, an application, a grant request and a
-record publish: SQL, NoSQL, path traversal, templates, header CRLF, NUL, markup, format
-strings and very long Unicode.
+"""Injection strings in every text field of sign-up, an application, a grant request, a
+record publish, a licence application, a licensing officer's reasons and a document's file
+name: SQL, NoSQL, path traversal, templates, header CRLF, NUL, markup, format strings and
+very long Unicode.
 
 Each is either refused (4xx problem+json, nothing written) or stored verbatim and returned as
 JSON exactly as sent; never a 5xx, never a header or a cookie the string asked for.
@@ -14,8 +15,18 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from security_world import BUSINESS_REGISTERED, FULL, PROBLEM, World, resident_id
+from security_world import (
+    BUSINESS_REGISTERED,
+    FULL,
+    PDF,
+    PROBLEM,
+    WAITS,
+    World,
+    resident_id,
+    sample,
+)
 
+from tongban_kit.testing.callers import Department
 from tongban_registration.testing import application
 
 pytestmark = pytest.mark.node
@@ -194,3 +205,95 @@ def test_publish_keys(world: World, tax_dataset: str, sent: str) -> None:
     assert 400 <= answer.status_code < 500, answer.text
     assert answer.headers["content-type"] == PROBLEM
     assert world.writes.snapshot() == before
+
+
+@pytest.mark.parametrize("field", ["uscc", "licence_type"])
+def test_licence_application_fields(world: World, business: str, field: str) -> None:
+    alice = world.headers(world.alice)
+    # A USCC is 18 characters: each string cut or padded to 18 as well, to get past the length.
+    fitted = [sent[:18].ljust(18, "0") for sent in INJECTIONS] if field == "uscc" else []
+    for sent in INJECTIONS + fitted:
+        body = {"uscc": business, "licence_type": WAITS, field: sent}
+        before = world.writes.snapshot()
+        answer = world.api.post("/registration/v1/licence-applications", json=body, headers=alice)
+        if answer.status_code == 201:  # read it back, as stored
+            answer = world.api.get(
+                f"/registration/v1/licence-applications/{answer.json()['id']}", headers=alice
+            )
+        _assert_refused_or_verbatim(world, before, answer, sent, lambda out: out[field])
+
+
+def test_document_file_names(world: World) -> None:
+    bob = world.headers(world.bob)
+    draft = world.draft(world.bob, name="深圳市注入测试文件名科技有限公司")
+    path = f"/registration/v1/applications/{draft['id']}/documents"
+    for sent in INJECTIONS:
+        before = world.writes.snapshot()
+        answer = world.api.post(
+            path,
+            params={"filename": sent},
+            content=PDF,
+            headers={**bob, "content-type": "application/pdf"},
+        )
+        if answer.status_code == 201:  # read it back, as listed (oldest first)
+            answer = world.api.get(path, headers=bob)
+        _assert_refused_or_verbatim(
+            world, before, answer, sent, lambda out: out["items"][-1]["filename"]
+        )
+
+
+@pytest.mark.parametrize(
+    "sent", sample(["'; DROP TABLE businesses; --", "a\r\nb", "..", "a%00b", "{{7*7}}"])
+)
+def test_licence_paths(world: World, business: str, sent: str) -> None:
+    alice = world.headers(world.alice)
+    quoted = quote(sent, safe="")
+    before = world.writes.snapshot()
+
+    answers = [
+        world.api.get(
+            f"/registration/v1/businesses/{business}/licence-types/{quoted}/prerequisites",
+            headers=alice,
+        ),
+        world.api.get(
+            f"/registration/v1/businesses/{quoted}/licence-types/{WAITS}/prerequisites",
+            headers=alice,
+        ),
+        world.api.get(f"/registration/v1/licences/{quoted}", headers=alice),
+        world.api.post(f"/registration/v1/licences/{quoted}/renew", headers=alice),
+    ]
+
+    for answer in answers:
+        assert 400 <= answer.status_code < 500, answer.text
+        assert answer.headers["content-type"] == PROBLEM
+    assert world.writes.snapshot() == before
+
+
+@pytest.mark.skipif(not FULL, reason="make security only: enrols a licensing officer")
+def test_licensing_officers_reasons(
+    world: World, business: str, licensing: Department, issued_licence: dict[str, Any]
+) -> None:
+    """A rejection's reason and a suspension's, kept in the application and the licence's
+    history; each suspension is undone at once, so the licence stays active."""
+    officer = licensing.headers
+    licence = f"/registration/v1/licensing/licences/{issued_licence['licence_number']}"
+    for sent in INJECTIONS:
+        pending = world.apply_for_licence(world.alice, business, WAITS)
+        before = world.writes.snapshot()
+        rejected = world.api.post(
+            f"/registration/v1/licensing/applications/{pending['id']}/decision",
+            json={"decision": "reject", "reason": sent},
+            headers=officer,
+        )
+        _assert_refused_or_verbatim(world, before, rejected, sent, lambda out: out["reason"])
+
+        before = world.writes.snapshot()
+        suspended = world.api.post(f"{licence}/suspend", json={"reason": sent}, headers=officer)
+        _assert_refused_or_verbatim(
+            world, before, suspended, sent, lambda out: out["history"][-1]["reason"]
+        )
+        if suspended.status_code == 200:
+            reinstated = world.api.post(
+                f"{licence}/reinstate", json={"reason": "整改完成"}, headers=officer
+            )
+            assert reinstated.status_code == 200, reinstated.text

@@ -8,8 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from security_world import BUSINESS_REGISTERED, World, assert_problem, resident_id, sample
+from security_world import (
+    BUSINESS_REGISTERED,
+    FULL,
+    WAITS,
+    World,
+    assert_problem,
+    resident_id,
+    sample,
+)
 
+from tongban_kit.testing.callers import Department
 from tongban_registration.testing import application
 
 pytestmark = pytest.mark.node
@@ -144,4 +153,73 @@ def test_a_publish_and_an_acknowledgement_refuse_fields_a_department_may_not_set
 
     assert_problem(published, 422)
     assert_problem(acknowledged, 422)
+    assert world.writes.snapshot() == before
+
+
+FORGED_LICENCE_APPLICATION = [
+    {"status": "approved"},
+    {"licence_number": "RJ4403002026000001"},
+    {"number": "RJ4403002026000001"},
+    {"issued_at": "2020-01-01T00:00:00Z"},
+    {"reviewer": "officer-1"},
+    {"decided_by": "officer-1"},
+    {"applicant": "someone-else"},
+    {"valid_until": "2099-12-31"},
+]
+
+
+@pytest.mark.parametrize("forged", sample(FORGED_LICENCE_APPLICATION), ids=lambda f: next(iter(f)))
+def test_a_licence_application_refuses_fields_an_applicant_may_not_set(
+    world: World, business: str, forged: dict[str, Any]
+) -> None:
+    """Alice holds the business: without the forged field the application would be kept."""
+    alice = world.headers(world.alice)
+    before = world.writes.snapshot()
+
+    answer = world.api.post(
+        "/registration/v1/licence-applications",
+        json={"uscc": business, "licence_type": WAITS, **forged},
+        headers=alice,
+    )
+
+    assert_problem(answer, 422)
+    assert world.writes.snapshot() == before
+
+
+FORGED_DECISION = [
+    {"licence_number": "RJ4403002026000001"},
+    {"valid_until": "2099-12-31"},
+    {"status": "active"},
+    {"decided_by": "someone-else"},
+]
+
+
+@pytest.mark.skipif(not FULL, reason="make security only: enrols a licensing officer")
+@pytest.mark.parametrize("forged", FORGED_DECISION, ids=lambda f: next(iter(f)))
+def test_a_licensing_officer_cannot_set_more_than_a_decision_or_a_reason(
+    world: World,
+    licensing: Department,
+    pending_licence: dict[str, Any],
+    issued_licence: dict[str, Any],
+    forged: dict[str, Any],
+) -> None:
+    officer = licensing.headers
+    number = issued_licence["licence_number"]
+    before = world.writes.snapshot()
+
+    answers = [
+        world.api.post(
+            f"/registration/v1/licensing/applications/{pending_licence['id']}/decision",
+            json={"decision": "approve", **forged},
+            headers=officer,
+        ),
+        world.api.post(
+            f"/registration/v1/licensing/licences/{number}/suspend",
+            json={"reason": "检查发现问题", **forged},
+            headers=officer,
+        ),
+    ]
+
+    for answer in answers:
+        assert_problem(answer, 422)
     assert world.writes.snapshot() == before

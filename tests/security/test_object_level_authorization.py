@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
-from security_world import World, assert_problem, resident_id
+from security_world import PDF, WAITS, World, assert_problem, resident_id
 
 pytestmark = pytest.mark.node
 
@@ -159,3 +159,77 @@ def test_a_business_is_changed_or_closed_only_by_whoever_registered_it(
     assert world.writes.snapshot() == before
     profile = world.api.get(f"/registration/v1/businesses/{business}").json()
     assert profile["status"] == "active"
+
+
+def test_one_person_cannot_read_or_act_on_anothers_licence_application_or_licence(
+    world: World,
+    business: str,
+    pending_licence: dict[str, Any],
+    issued_licence: dict[str, Any],
+) -> None:
+    bob = world.headers(world.bob)
+    number = issued_licence["licence_number"]
+    applications = "/registration/v1/licence-applications"
+    before = world.writes.snapshot()
+
+    answers = [
+        world.api.get(f"{applications}/{pending_licence['id']}", headers=bob),
+        world.api.get(f"{applications}/{issued_licence['id']}", headers=bob),
+        world.api.get(f"/registration/v1/licences/{number}", headers=bob),
+        world.api.post(f"/registration/v1/licences/{number}/renew", headers=bob),
+        world.api.post(applications, json={"uscc": business, "licence_type": WAITS}, headers=bob),
+        world.api.get(
+            f"/registration/v1/businesses/{business}/licence-types/{WAITS}/prerequisites",
+            headers=bob,
+        ),
+    ]
+    listed = world.api.get(applications, headers=bob)
+
+    for answer in answers:
+        assert_problem(answer, 403, 404)
+        assert "爱丽丝" not in answer.text
+        assert issued_licence["licence"]["jws"] not in answer.text
+    assert listed.status_code == 200
+    assert pending_licence["id"] not in listed.text
+    assert issued_licence["id"] not in listed.text
+    assert world.writes.snapshot() == before
+    alice = world.headers(world.alice)
+    mine = world.api.get(f"{applications}/{pending_licence['id']}", headers=alice).json()
+    assert mine["status"] == "submitted"
+    licence = world.api.get(f"/registration/v1/licences/{number}", headers=alice).json()
+    assert licence["valid_until"] == issued_licence["licence"]["valid_until"]
+
+
+def test_one_applicant_cannot_upload_to_list_or_download_anothers_documents(
+    world: World, alice_document: tuple[str, dict[str, Any]]
+) -> None:
+    application_id, document = alice_document
+    bobs_own = world.draft(world.bob, name="深圳市鲍勃文件科技有限公司")["id"]
+    bob = world.headers(world.bob)
+    path = f"/registration/v1/applications/{application_id}/documents"
+    before = world.writes.snapshot()
+
+    answers = [
+        world.api.post(
+            path,
+            params={"filename": "鲍勃.pdf"},
+            content=PDF,
+            headers={**bob, "content-type": "application/pdf"},
+        ),
+        world.api.get(path, headers=bob),
+        world.api.get(f"{path}/{document['id']}", headers=bob),
+        # Alice's document asked for under Bob's own application.
+        world.api.get(
+            f"/registration/v1/applications/{bobs_own}/documents/{document['id']}", headers=bob
+        ),
+        # A department is no applicant and no officer of registration.
+        world.api.get(f"{path}/{document['id']}", headers=world.tax.headers),
+    ]
+
+    for answer in answers:
+        assert_problem(answer, 403, 404)
+        assert document["sha256"] not in answer.text
+        assert PDF not in answer.content
+    assert world.writes.snapshot() == before
+    listed = world.api.get(path, headers=world.headers(world.alice)).json()
+    assert [d["id"] for d in listed["items"]] == [document["id"]]

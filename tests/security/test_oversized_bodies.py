@@ -1,6 +1,7 @@
 """Oversized bodies: over the node's limit (1 MiB by default), by ``Content-Length`` or
 streamed without one, every write route answers 413 problem+json and writes nothing; through
-the gateway and on the service's own port alike."""
+the gateway and on the service's own port alike. The one route with a larger limit, a
+document upload (10 MiB), likewise just above its own."""
 
 from __future__ import annotations
 
@@ -85,3 +86,44 @@ def test_a_streamed_body_without_length_is_cut_off_at_the_limit(world: World) ->
 
     assert_problem(answer, 413)
     assert world.writes.snapshot() == before
+
+
+DOCUMENT_LIMIT = 10_485_760  # TONGBAN_REGISTRATION_DOCUMENT_MAX_BYTES; the gateway's matches
+
+
+@pytest.mark.parametrize(
+    ("route", "streamed"),
+    sample([("gateway", True), ("direct", False), ("gateway", False), ("direct", True)]),
+)
+def test_a_document_over_its_limit_is_a_413_and_nothing_is_stored(
+    world: World, route: str, streamed: bool
+) -> None:
+    draft = world.draft(world.bob, name=f"深圳市鲍勃大文件{route}{int(streamed)}科技有限公司")
+    base = (
+        f"{world.node.gateway}/api/registration"
+        if route == "gateway"
+        else world.node.service_url("registration")
+    )
+    path = f"/v1/applications/{draft['id']}/documents"
+    bob = world.headers(world.bob)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b"%PDF-1.7\n"
+        for _ in range(DOCUMENT_LIMIT // 65_536 + 1):
+            yield b"x" * 65_536
+
+    content = chunks() if streamed else b"%PDF-1.7\n" + b"x" * DOCUMENT_LIMIT
+    before = world.writes.snapshot()
+
+    answer = world.api.post(
+        f"{base}{path}",
+        params={"filename": "大文件.pdf"},
+        content=content,
+        headers={**bob, "content-type": "application/pdf"},
+        timeout=120,
+    )
+
+    assert_problem(answer, 413)
+    assert world.writes.snapshot() == before
+    listed = world.api.get(f"/registration{path}", headers=bob)
+    assert listed.json()["items"] == []

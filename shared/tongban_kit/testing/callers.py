@@ -2,9 +2,11 @@
 operator command, their bearer tokens.
 
 Set up on identity's own port, not through the gateway: the gateway's rate limit on
-credentials (a burst of ten per address) is for the tests to meet, not their fixtures.
+credentials (a burst of ten per address) is for the tests to meet, not their fixtures. A test
+that means to go through a gateway, or a node of a federation, says so with an ``Identity``.
 
-For whole-node tests (``tongban_kit.testing.node``): fuzzing, the security suite, the faults.
+For whole-node tests (``tongban_kit.testing.node``): fuzzing, the security suite, the faults,
+the federation; and the node bench.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import jwt
@@ -23,7 +27,7 @@ from jwt.algorithms import ECAlgorithm
 
 from tongban_kit.testing.node import NodeProcess
 
-__all__ = ["Department", "Person", "department", "sign_up"]
+__all__ = ["Department", "Identity", "Person", "department", "sign_up"]
 
 _TIMEOUT = 30
 
@@ -62,49 +66,89 @@ def sign_up(
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Where a department is enrolled and gets its tokens.
+
+    ``env``: identity's settings, for ``tongban departments create``; ``gateway``: the node's
+    gateway, whose token endpoint assertions are addressed to (the audience identity expects);
+    ``token_url``: where tokens are asked for (identity's own port, or the gateway's endpoint
+    when a test means to go through it); ``keys_dir``: where the department's JWKS is written.
+    """
+
+    env: Mapping[str, str]
+    gateway: str
+    token_url: str
+    keys_dir: Path
+
+    @classmethod
+    def of(cls, node: NodeProcess, *, through_gateway: bool = False) -> Identity:
+        """A node's identity; tokens from its own port unless ``through_gateway``."""
+        database = f"{node.database_server}/tongban_identity"
+        env = {**node.env, "TONGBAN_IDENTITY_DATABASE_URL": database}
+        token_url = (
+            f"{node.gateway}/api/identity/oauth/token"
+            if through_gateway
+            else f"{node.service_url('identity')}/oauth/token"
+        )
+        return cls(env, node.gateway, token_url, node.state_dir)
+
+
+@dataclass(frozen=True)
 class Department:
+    """A department enrolled on a node. ``headers`` carry the access token it got when enrolled;
+    ``fresh_headers`` ask for a new one, with a new ``private_key_jwt`` assertion."""
+
     code: str
     client_id: str
+    key: ec.EllipticCurvePrivateKey
+    identity: Identity
     headers: dict[str, str]
 
+    def fresh_headers(self) -> dict[str, str]:
+        return _token(self.identity, self.code, self.client_id, self.key)
 
-def department(node: NodeProcess, code: str, scopes: str) -> Department:
-    """Enrol a department with ``tongban departments create``, as an operator does, and get its
-    token with ``private_key_jwt`` (RFC 7523)."""
+
+def department(where: NodeProcess | Identity, code: str, scopes: str) -> Department:
+    """Enrol a department with ``tongban departments create``, as an operator does, with a key of
+    its own, and get its token with ``private_key_jwt`` (RFC 7523). ``where``: a node (tokens
+    from identity's own port) or an ``Identity`` saying which settings and token URL to use."""
+    identity = where if isinstance(where, Identity) else Identity.of(where)
     key = ec.generate_private_key(ec.SECP256R1())
     jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": f"{code}-1", "use": "sig"}
-    jwks_file = node.state_dir / f"{code}-jwks.json"
+    jwks_file = identity.keys_dir / f"{code}-{uuid.uuid4().hex[:8]}-jwks.json"
     jwks_file.write_text(json.dumps({"keys": [jwk]}))
-    server = f"127.0.0.1:{node.env['TONGBAN_EMBEDDED_POSTGRES_PORT']}"
-    env = {
-        **node.env,
-        "TONGBAN_IDENTITY_DATABASE_URL": f"postgresql+asyncpg://postgres@{server}/tongban_identity",
-    }
     enrolled = subprocess.run(  # noqa: S603 - our own interpreter and arguments
         [
             *(sys.executable, "-m", "tongban_kit.cli", "departments", "create"),
             *("--code", code, "--name", f"{code} department"),
             *("--scopes", scopes, "--jwks-file", str(jwks_file)),
         ],
-        env=env,
+        env=dict(identity.env),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # generous: a loaded machine starts Python slowly
         check=False,
     )
-    assert enrolled.returncode == 0, enrolled.stderr
+    if enrolled.returncode != 0:
+        raise RuntimeError(f"enrolling {code} failed: {enrolled.stderr}")
     client_id = enrolled.stdout.strip()
-    token_url = f"{node.gateway}/api/identity/oauth/token"
+    headers = _token(identity, code, client_id, key)
+    return Department(code, client_id, key, identity, headers)
+
+
+def _token(
+    identity: Identity, code: str, client_id: str, key: ec.EllipticCurvePrivateKey
+) -> dict[str, str]:
     now = int(time.time())
     assertion = jwt.encode(
-        {"iss": client_id, "sub": client_id, "aud": token_url, "iat": now, "exp": now + 60}
-        | {"jti": uuid.uuid4().hex},
+        {"iss": client_id, "sub": client_id, "aud": f"{identity.gateway}/api/identity/oauth/token"}
+        | {"iat": now, "exp": now + 60, "jti": uuid.uuid4().hex},
         key,
         algorithm="ES256",
         headers={"kid": f"{code}-1"},
     )
     issued = httpx.post(
-        f"{node.service_url('identity')}/oauth/token",
+        identity.token_url,
         data={
             "grant_type": "client_credentials",
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
@@ -112,6 +156,6 @@ def department(node: NodeProcess, code: str, scopes: str) -> Department:
         },
         timeout=_TIMEOUT,
     )
-    assert issued.status_code == 200, issued.text
-    token = issued.json()["access_token"]
-    return Department(code, client_id, {"Authorization": f"Bearer {token}"})
+    if issued.status_code != 200:
+        raise RuntimeError(f"{code}: no token: {issued.status_code} {issued.text}")
+    return {"Authorization": f"Bearer {issued.json()['access_token']}"}

@@ -8,25 +8,20 @@ faults), which talk to it over real sockets only.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
 
 from tongban_kit.infra import free_port
 
-__all__ = ["Department", "NodeProcess", "enrol_department", "node_process"]
+__all__ = ["NodeProcess", "node_process"]
 
 _SERVICES = ("IDENTITY", "REGISTRATION", "EXCHANGE", "GATEWAY")
 
@@ -58,67 +53,6 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.wait()
-
-
-@dataclass
-class Department:
-    """A department enrolled on a node, getting its tokens by ``private_key_jwt`` (RFC 7523)."""
-
-    code: str
-    client_id: str
-    key: ec.EllipticCurvePrivateKey
-    gateway: str
-
-    def assertion(self) -> dict[str, str]:
-        """The form body of a client-credentials token request, with a fresh assertion."""
-        now = int(time.time())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": f"{self.gateway}/api/identity/oauth/token",
-            "iat": now,
-            "exp": now + 60,
-            "jti": uuid.uuid4().hex,
-        }
-        token = jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": f"{self.code}-1"})
-        return {
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": token,
-        }
-
-    def headers(self, api: httpx.Client) -> dict[str, str]:
-        """``Authorization`` with a fresh access token, from ``api`` (based at the gateway's
-        ``/api``)."""
-        issued = api.post("/identity/oauth/token", data=self.assertion())
-        if issued.status_code != 200:
-            raise RuntimeError(f"{self.code}: no token: {issued.status_code} {issued.text}")
-        return {"Authorization": f"Bearer {issued.json()['access_token']}"}
-
-
-def enrol_department(node: NodeProcess, code: str, scopes: str) -> Department:
-    """Enrol a department with ``tongban departments create``, as an operator does, with a key
-    of its own (its JWKS is written to the node's state directory)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": f"{code}-1", "use": "sig"}
-    jwks_file = node.state_dir / f"{code}-jwks.json"
-    jwks_file.write_text(json.dumps({"keys": [jwk]}))
-    env = {**node.env, "TONGBAN_IDENTITY_DATABASE_URL": f"{node.database_server}/tongban_identity"}
-    enrolled = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-        [
-            *(sys.executable, "-m", "tongban_kit.cli", "departments", "create"),
-            *("--code", code, "--name", f"{code} department"),
-            *("--scopes", scopes, "--jwks-file", str(jwks_file)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if enrolled.returncode != 0:
-        raise RuntimeError(f"enrolling {code} failed: {enrolled.stderr}")
-    return Department(code, enrolled.stdout.strip(), key, node.gateway)
 
 
 def _node_env(state_dir: Path, extra: dict[str, str]) -> dict[str, str]:
