@@ -31,7 +31,7 @@ from tongban_kit.kafka import TopicAdmin, build_producer
 from tongban_kit.lean_http import LeanDisconnected, LeanError, LeanPool
 
 #: Connections (so requests in flight) per webhook host.
-WEBHOOK_CONCURRENCY = 16
+WEBHOOK_CONCURRENCY = 64
 
 
 def kafka_event(value: dict[str, Any]) -> CloudEvent:
