@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tongban_kit.auth.node_keys import development_node_key, node_identifier, public_jwk
-from tongban_kit.infra import free_port
+from tongban_kit.infra import free_ports
 from tongban_kit.node.nodes import Federation, NodePlan
 from tongban_kit.testing.callers import Identity, department
 from tongban_registration.testing import application
@@ -39,14 +39,16 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def nodes() -> Iterator[Federation]:
+    places = (("100000", "中央"), ("440300", "深圳市"), ("310000", "上海市"))
+    ports = iter(free_ports(len(places) * (len(SERVICES) + 1) + 1))  # all different
     plan = [
-        NodePlan(code, name, {service: free_port() for service in SERVICES}, free_port())
-        for code, name in (("100000", "中央"), ("440300", "深圳市"), ("310000", "上海市"))
+        NodePlan(code, name, {service: next(ports) for service in SERVICES}, next(ports))
+        for code, name in places
     ]
     # Not under pytest's own temporary directory: other pytest sessions on the machine reset
     # its permissions, which PostgreSQL's service account must walk through.
     state = Path(tempfile.mkdtemp(prefix="tongban-nodes-"))
-    federation = Federation(state, plan=plan, postgres_port=free_port(), refresh_s=1.0)
+    federation = Federation(state, plan=plan, postgres_port=next(ports), refresh_s=1.0)
     try:
         federation.start()
         yield federation

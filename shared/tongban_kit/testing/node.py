@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from tongban_kit.infra import free_port
+from tongban_kit.infra import free_ports
 
 __all__ = ["NodeProcess", "node_process"]
 
@@ -62,10 +62,12 @@ def _node_env(state_dir: Path, extra: dict[str, str]) -> dict[str, str]:
         if not k.startswith(("TONGBAN_", "KAFKA_")) and k != "DATABASE_URL"
     }
     env["TONGBAN_STATE_DIR"] = str(state_dir)
-    env["TONGBAN_EMBEDDED_POSTGRES_PORT"] = str(free_port())
-    env["TONGBAN_EMBEDDED_KAFKA_PORT"] = str(free_port())
-    for service in _SERVICES:
-        env[f"TONGBAN_{service}_PORT"] = str(free_port())
+    # Distinct ports: separate free_port() calls can hand out the same one twice.
+    ports = free_ports(2 + len(_SERVICES))
+    env["TONGBAN_EMBEDDED_POSTGRES_PORT"] = str(ports[0])
+    env["TONGBAN_EMBEDDED_KAFKA_PORT"] = str(ports[1])
+    for service, port in zip(_SERVICES, ports[2:], strict=True):
+        env[f"TONGBAN_{service}_PORT"] = str(port)
     env.update(extra)
     return env
 
