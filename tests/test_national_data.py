@@ -4,7 +4,8 @@ central node receives the business-registered events of both regional nodes by w
 statistics department at 310000 those of both nodes by pull (440300's through central's
 feed), each exactly once, although Kafka redelivers them at their nodes. Shenzhen reaches
 central through central's gateway, found in the directory; Shanghai is pointed at central's
-data-exchange."""
+data-exchange. With that gateway stopped (the link down), Shenzhen's national events queue and
+reach central's tax department once each after it is started again."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,28 +136,33 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
         await hook.stop()
 
 
-async def test_departments_at_central_and_at_a_region_receive_both_regions_events_once(
+@dataclass
+class Nodes:
+    """Central (data-exchange, and its gateway, which can be stopped and started) and both
+    regional data-exchanges, with a tax department at central receiving by webhook."""
+
+    central: httpx.AsyncClient
+    gateway: ServedNode
+    regional: dict[str, tuple[NodeSettings, httpx.AsyncClient]]
+    tax_secret: str
+    operator: dict[str, str]
+
+
+@pytest.fixture
+async def nodes(
     make_database: Any,
     node_settings: NodeSettings,
     central_identity: Central,
     token_issuer: LocalIssuer,
     as_department: Tokens,
     receiver: WebhookReceiver,
-) -> None:
+) -> AsyncIterator[Nodes]:
     central_settings = ExchangeSettings(
         database_url=await make_database("tongban_exchange:migrations"),
         node=node_of(node_settings, CENTRAL_NODE),
         national_directory_url=central_identity.directory_url,
         webhook_backoff_initial_s=0.2,
     )
-    sent = {
-        code: business_registered(
-            node=code,
-            uscc=generate_uscc(division_code=code[:4] + "05", serial=index + 1),
-            division_code=code[:4] + "05",
-        )
-        for index, code in enumerate(REGIONS)
-    }
     async with contextlib.AsyncExitStack() as stack:
         central_url = await stack.enter_async_context(
             serving_app(create_exchange(central_settings))
@@ -192,39 +198,60 @@ async def test_departments_at_central_and_at_a_region_receive_both_regions_event
                 # Shenzhen finds central's gateway in the directory; Shanghai is told where
                 # central's data-exchange is.
                 national_central_url=None if code == "440300" else central_url,
+                # A link back up is tried again within a second.
+                national_backoff_initial_s=0.2,
+                national_backoff_max_s=1.0,
             )
             client = await stack.enter_async_context(running_app(create_exchange(settings)))
             regional[code] = (settings.node, client)
-        # Shanghai's statistics bureau pulls business registrations: its own node's and,
-        # through central's feed, the other nodes' national ones.
-        shanghai = regional["310000"][1]
-        statistics = as_department("statistics")
-        await grant(shanghai, statistics, fields=["uscc"])
-        for code in REGIONS:
-            # The regional registration's event; Kafka delivers it twice.
-            await publish_events(regional[code][0], sent[code], times=2)
-
-        await eventually(lambda: _count(receiver), lambda n: n >= 2, timeout=30)
-        seen_in_shanghai = await eventually(
-            lambda: _pulled(shanghai, statistics), lambda seen: len(seen) >= 2, timeout=30
+        yield Nodes(
+            central=central,
+            gateway=gateway,
+            regional=regional,
+            tax_secret=tax["webhook_secret"],
+            operator={"Authorization": f"Bearer {token_issuer.mint(scope='tongban:admin')}"},
         )
-        # Shenzhen reads the feed through central's gateway too (Shanghai's event is in it).
-        operator = {"Authorization": f"Bearer {token_issuer.mint(scope='tongban:admin')}"}
-        shenzhen = regional["440300"][1]
 
-        async def shenzhen_cursor() -> int:
-            response = await shenzhen.get("/v1/national/forwards", headers=operator)
-            return int(response.json()["feed_cursor"] or 0)
 
-        await eventually(shenzhen_cursor, lambda cursor: cursor > 0, timeout=30)
-        await asyncio.sleep(3)  # room for a wrong second delivery
-        seen_in_shanghai = await _pulled(shanghai, statistics)
+async def test_departments_at_central_and_at_a_region_receive_both_regions_events_once(
+    nodes: Nodes, as_department: Tokens, receiver: WebhookReceiver
+) -> None:
+    sent = {
+        code: business_registered(
+            node=code,
+            uscc=generate_uscc(division_code=code[:4] + "05", serial=index + 1),
+            division_code=code[:4] + "05",
+        )
+        for index, code in enumerate(REGIONS)
+    }
+    # Shanghai's statistics bureau pulls business registrations: its own node's and,
+    # through central's feed, the other nodes' national ones.
+    shanghai = nodes.regional["310000"][1]
+    statistics = as_department("statistics")
+    await grant(shanghai, statistics, fields=["uscc"])
+    for code in REGIONS:
+        # The regional registration's event; Kafka delivers it twice.
+        await publish_events(nodes.regional[code][0], sent[code], times=2)
+
+    await eventually(lambda: _count(receiver), lambda n: n >= 2, timeout=30)
+    seen_in_shanghai = await eventually(
+        lambda: _pulled(shanghai, statistics), lambda seen: len(seen) >= 2, timeout=30
+    )
+    # Shenzhen reads the feed through central's gateway too (Shanghai's event is in it).
+    shenzhen = nodes.regional["440300"][1]
+
+    await eventually(
+        lambda: _forwards(shenzhen, nodes.operator),
+        lambda view: int(view["feed_cursor"] or 0) > 0,
+        timeout=30,
+    )
+    await asyncio.sleep(3)  # room for a wrong second delivery
+    seen_in_shanghai = await _pulled(shanghai, statistics)
 
     assert sorted(seen_in_shanghai) == sorted(e.id for e in sent.values())
     bodies = [json.loads(body) for _, body in receiver.received]
-    secret = tax["webhook_secret"]
     for headers, body in receiver.received:
-        Webhook(secret).verify(body, headers)
+        Webhook(nodes.tax_secret).verify(body, headers)
     assert sorted(b["id"] for b in bodies) == sorted(e.id for e in sent.values())
     assert {b["source"] for b in bodies} == {f"/nodes/{code}/registration" for code in REGIONS}
     by_id = {b["id"]: b for b in bodies}
@@ -236,10 +263,71 @@ async def test_departments_at_central_and_at_a_region_receive_both_regions_event
         }
 
 
+async def test_with_the_link_to_central_down_events_queue_and_arrive_once_after(
+    nodes: Nodes, receiver: WebhookReceiver
+) -> None:
+    shenzhen_node, shenzhen = nodes.regional["440300"]
+
+    def queue() -> Awaitable[dict[str, Any]]:
+        return _forwards(shenzhen, nodes.operator)
+
+    # Shenzhen reaches central only through central's gateway, as the directory names it.
+    assert (await queue())["central_url"] == f"{nodes.gateway.url}/api/exchange"
+    await nodes.gateway.stop()  # the link to central is down
+
+    sent = [
+        business_registered(
+            node="440300",
+            uscc=generate_uscc(division_code="440305", serial=index + 1),
+            division_code="440305",
+        )
+        for index in range(4)
+    ]
+    await publish_events(shenzhen_node, *sent, times=2)  # Kafka delivers each twice
+
+    waiting = await eventually(
+        queue,
+        lambda q: (
+            q["counts"] == {"pending": len(sent)} and max(f["attempts"] for f in q["forwards"]) >= 2
+        ),
+        timeout=30,
+    )
+    assert sorted(f["event_id"] for f in waiting["forwards"]) == sorted(e.id for e in sent)
+    assert waiting["oldest_pending_at"] is not None
+    assert any("Error" in (f["last_error"] or "") for f in waiting["forwards"])
+    metrics = (await shenzhen.get("/metrics")).text
+    assert f"tongban_exchange_national_pending {float(len(sent))}" in metrics
+    assert receiver.received == []  # nothing reached the tax department at central
+
+    await nodes.gateway.start()  # the link is back, on the same address
+    await eventually(lambda: _count(receiver), lambda n: n >= len(sent), timeout=30)
+    done = await eventually(queue, lambda q: q["counts"] == {"forwarded": len(sent)}, timeout=30)
+    assert done["oldest_pending_at"] is None
+    await asyncio.sleep(3)  # room for a wrong second delivery
+
+    # Nothing lost, nothing doubled.
+    ids = [json.loads(body)["id"] for _, body in receiver.received]
+    assert sorted(ids) == sorted(e.id for e in sent)
+    for headers, body in receiver.received:
+        Webhook(nodes.tax_secret).verify(body, headers)
+    assert len({headers["webhook-id"] for headers, _ in receiver.received}) == len(sent)
+    assert (await queue())["counts"] == {"forwarded": len(sent)}
+    metrics = (await shenzhen.get("/metrics")).text
+    assert "tongban_exchange_national_pending 0.0" in metrics
+
+
 async def _pulled(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
     response = await client.get("/v1/deliveries", params={"after": 0}, headers=headers)
     assert response.status_code == 200, response.text
     return [event["id"] for event in response.json()["events"]]
+
+
+async def _forwards(client: httpx.AsyncClient, operator: dict[str, str]) -> dict[str, Any]:
+    """The operator view of a regional node's queue of national events to central."""
+    response = await client.get("/v1/national/forwards", headers=operator)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def _count(receiver: WebhookReceiver) -> int:
