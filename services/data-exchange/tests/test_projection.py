@@ -94,4 +94,5 @@ async def test_personal_values_inside_arrays_are_pseudonymised_or_withheld() -> 
 
     assert ["name" in i for i in view["investors"]] == [False, False]
     assert [i["share"] for i in view["investors"]] == ["60", "40"]
+    assert [i["name"] for i in DATA["investors"]] == ["李四", "深圳市投资有限公司"]  # not mutated
     assert len(view["legal_representative"]["resident_id"]) == 32

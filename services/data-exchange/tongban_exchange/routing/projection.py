@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from tongban_exchange.models import Grant
@@ -19,36 +18,43 @@ async def project(
     """The granted top-level fields of ``data``; each personal value in them is replaced by
     the department's pseudonym (or left out if none can be made) unless the grant allows it.
     ``personal`` holds JSON-pointer paths, ``*`` for every item of an array."""
-    view = {name: data[name] for name in grant.fields if name in data}
+    view: dict[str, Any] = {name: data[name] for name in grant.fields if name in data}
     if grant.personal_allowed:
         return view
-    paths = [path.strip("/").split("/") for path in personal]
-    # Only the fields a personal path runs through are changed: copy those, share the rest.
-    for name in {parts[0] for parts in paths if parts[0] in view}:
-        view[name] = copy.deepcopy(view[name])
-    for parts in paths:
-        await _replace(view, parts, grant.department, pseudonyms)
+    for path in personal:
+        view = await _replaced(view, path.strip("/").split("/"), grant.department, pseudonyms)
     return view
 
 
-async def _replace(
+_DROP = object()  # a personal value no pseudonym could be made for
+
+
+async def _replaced(
     node: Any, parts: list[str], department: str, pseudonyms: PseudonymSource
-) -> None:
+) -> Any:
+    """``node`` with the personal values at ``parts`` replaced: the containers on the way are
+    copied, everything else is shared with the event (which stays as it was)."""
     part, rest = parts[0], parts[1:]
     if part == "*":
-        children: list[tuple[Any, Any]] = list(enumerate(node)) if isinstance(node, list) else []
-    elif isinstance(node, dict) and part in node:
-        children = [(part, node[part])]
+        if not isinstance(node, list):
+            return node
+        items = [await _child(item, rest, department, pseudonyms) for item in node]
+        return [None if item is _DROP else item for item in items]  # an array keeps its length
+    if not isinstance(node, dict) or part not in node:
+        return node
+    child = await _child(node[part], rest, department, pseudonyms)
+    copy = dict(node)
+    if child is _DROP:
+        del copy[part]
     else:
-        return
-    for key, child in children:
-        if rest:
-            await _replace(child, rest, department, pseudonyms)
-        elif isinstance(child, str):
-            pseudonym = await pseudonyms.pseudonym(department, child)
-            if pseudonym is not None:
-                node[key] = pseudonym
-            elif isinstance(node, dict):
-                del node[key]
-            else:
-                node[key] = None  # an array keeps its length; the value is withheld
+        copy[part] = child
+    return copy
+
+
+async def _child(node: Any, rest: list[str], department: str, pseudonyms: PseudonymSource) -> Any:
+    if rest:
+        return await _replaced(node, rest, department, pseudonyms)
+    if isinstance(node, str):
+        pseudonym = await pseudonyms.pseudonym(department, node)
+        return _DROP if pseudonym is None else pseudonym
+    return node
