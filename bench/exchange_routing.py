@@ -10,6 +10,8 @@ delivered to all three per second), and publish -> delivered latency per mode (p
     .venv/bin/python bench/exchange_routing.py                  # ~1 min at defaults
     .venv/bin/python bench/exchange_routing.py --rate 500 --seconds 20
 
+Every process runs on uvloop, as uvicorn runs the services (``--loop auto``, uvloop installed).
+
 Targets (issue 6): >= 2,000 events/s sustained, p95 publish -> delivered <= 500 ms.
 """
 
@@ -25,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
+import uvloop
 from _common import (
     MP,
     Infra,
@@ -76,7 +79,7 @@ def _publisher_main(
     node_fields: dict[str, Any], rate: int, seconds: float, conn: Connection
 ) -> None:
     quiet_logs()
-    asyncio.run(_publish(NodeSettings(**node_fields), rate, seconds, conn))
+    uvloop.run(_publish(NodeSettings(**node_fields), rate, seconds, conn))
 
 
 async def _publish(node: NodeSettings, rate: int, seconds: float, conn: Connection) -> None:
@@ -129,7 +132,7 @@ def _sink_main(
     node_fields: dict[str, Any], base_url: str, pull_token: str, port: int, conn: Connection
 ) -> None:
     quiet_logs()
-    asyncio.run(_sink(NodeSettings(**node_fields), base_url, pull_token, port, conn))
+    uvloop.run(_sink(NodeSettings(**node_fields), base_url, pull_token, port, conn))
 
 
 async def _sink(
@@ -374,7 +377,7 @@ def main() -> int:
     args = parser.parse_args()
     quiet_logs()
     with infrastructure(args.database_url, args.bootstrap_servers) as infra:
-        return asyncio.run(run(infra, args.rate, args.seconds, args.grace))
+        return uvloop.run(run(infra, args.rate, args.seconds, args.grace))
 
 
 if __name__ == "__main__":
