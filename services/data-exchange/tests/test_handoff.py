@@ -35,6 +35,15 @@ async def exchange(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture
+async def social_security(
+    exchange: httpx.AsyncClient, as_department: Tokens, receiver: WebhookReceiver
+) -> None:
+    """Social security's webhook grant of business registrations."""
+    social = as_department("social-security")
+    await grant(exchange, social, fields=["uscc"], mode="webhook", url=receiver.url)
+
+
 async def _rows(database: str) -> list[Delivery]:
     engine = create_async_engine(database)
     try:
@@ -45,20 +54,12 @@ async def _rows(database: str) -> list[Delivery]:
         await engine.dispose()
 
 
+@pytest.mark.usefixtures("social_security")
 async def test_fresh_webhook_deliveries_are_made_at_once_and_only_once(
-    exchange: httpx.AsyncClient,
-    as_department: Tokens,
     node_settings: NodeSettings,
     receiver: WebhookReceiver,
     database: str,
 ) -> None:
-    await grant(
-        exchange,
-        as_department("social-security"),
-        fields=["uscc"],
-        mode="webhook",
-        url=receiver.url,
-    )
     events = [business_registered() for _ in range(20)]
 
     await publish_events(node_settings, *events)
@@ -73,21 +74,13 @@ async def test_fresh_webhook_deliveries_are_made_at_once_and_only_once(
     assert all((r.delivered_at - r.created_at).total_seconds() < LEASE_S - 1 for r in rows)
 
 
+@pytest.mark.usefixtures("social_security")
 async def test_deliveries_a_dead_process_leased_are_made_when_the_lease_runs_out(
     app: FastAPI,
-    exchange: httpx.AsyncClient,
-    as_department: Tokens,
     node_settings: NodeSettings,
     receiver: WebhookReceiver,
     database: str,
 ) -> None:
-    await grant(
-        exchange,
-        as_department("social-security"),
-        fields=["uscc"],
-        mode="webhook",
-        url=receiver.url,
-    )
     dispatcher = app.state.exchange.dispatcher
     offered = dispatcher.offer
     # The routing process "dies" between committing its deliveries and making them: what it
