@@ -51,16 +51,20 @@ def pool(port: int, limit: int = 10) -> LeanPool:
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
 
 
-async def test_keep_alive_connections_are_reused() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(OK)
+async def keep_answering_ok(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+) -> None:
+    """A keep-alive service: every request on the connection gets ``OK``."""
+    while True:
+        try:
+            await read_request(reader)
+        except asyncio.IncompleteReadError:
+            return
+        writer.write(OK)
 
-    async with wire_server(handler) as (port, connections):
+
+async def test_keep_alive_connections_are_reused() -> None:
+    async with wire_server(keep_answering_ok) as (port, connections):
         lean = pool(port)
         for _ in range(3):
             response = await lean.request("GET", "/x", [], timeout_s=2)
@@ -184,15 +188,7 @@ async def test_a_service_that_does_not_answer_times_out() -> None:
 
 
 async def test_requests_over_the_limit_wait_for_a_free_connection() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(OK)
-
-    async with wire_server(handler) as (port, connections):
+    async with wire_server(keep_answering_ok) as (port, connections):
         lean = pool(port, limit=1)
         first = await lean.request("GET", "/x", [], timeout_s=2)
         second = asyncio.create_task(lean.request("GET", "/x", [], timeout_s=2))
