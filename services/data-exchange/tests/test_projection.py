@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 
 from tongban_exchange.models import Grant
-from tongban_exchange.routing.projection import project
+from tongban_exchange.routing.projection import needed_pseudonyms, project
 
 DATA = {
     "uscc": "91440305000000019K",
@@ -30,6 +30,9 @@ class Pairwise:
     async def pseudonym(self, department: str, resident_id: str) -> str | None:
         self.asked.append((department, resident_id))
         return hashlib.sha256(f"{department}|{resident_id}".encode()).hexdigest()[:32]
+
+    async def prefetch(self, pairs: set[tuple[str, str]]) -> None:
+        """Nothing to get ready: every answer is made on the spot."""
 
 
 def _grant(department: str, fields: list[str], *, personal: bool = False) -> Grant:
@@ -96,3 +99,27 @@ async def test_personal_values_inside_arrays_are_pseudonymised_or_withheld() -> 
     assert [i["share"] for i in view["investors"]] == ["60", "40"]
     assert [i["name"] for i in DATA["investors"]] == ["李四", "深圳市投资有限公司"]  # not mutated
     assert len(view["legal_representative"]["resident_id"]) == 32
+
+
+async def test_the_pairs_to_prefetch_are_the_ones_projecting_asks_for() -> None:
+    pairwise = Pairwise()
+    grants = [
+        _grant("tax", ["investors", "legal_representative"]),
+        _grant("social-security", ["legal_representative", "uscc"]),
+        _grant("police", ["legal_representative", "investors"], personal=True),
+        _grant("statistics", ["investors", "name"]),
+    ]
+
+    needed = needed_pseudonyms(DATA, grants=grants, personal=PERSONAL)
+    for grant in grants:
+        await project(DATA, grant=grant, personal=PERSONAL, pseudonyms=pairwise)
+
+    assert needed == set(pairwise.asked)
+    assert needed == {
+        ("tax", "11010519491231002X"),
+        ("tax", "李四"),
+        ("tax", "深圳市投资有限公司"),
+        ("social-security", "11010519491231002X"),
+        ("statistics", "李四"),
+        ("statistics", "深圳市投资有限公司"),
+    }

@@ -9,18 +9,24 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import FastAPI
 from jwt.algorithms import ECAlgorithm
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tongban_exchange.main import create_app
+from tongban_exchange.routing.consumer import RoutingConsumer
+from tongban_exchange.routing.pseudonyms import PAIRWISE_BATCH_PATH, PAIRWISE_PATH
 from tongban_exchange.settings import ExchangeSettings
 from tongban_exchange.testing import RESIDENT_ID, Tokens, business_registered, grant
 from tongban_identity.main import create_app as create_identity
-from tongban_identity.sessions.testing import fast_hasher
+from tongban_identity.sessions.testing import fast_hasher, resident_id
 from tongban_identity.settings import IdentitySettings
 from tongban_kit.auth.client import generate_service_key
 from tongban_kit.settings import NodeSettings
@@ -39,10 +45,35 @@ def _identity_command(database: str, *args: str) -> str:
     return done.stdout.strip()
 
 
+class CountingRequests:
+    """ASGI middleware on the real identity app: the path of every HTTP request it serves."""
+
+    def __init__(self, app: ASGIApp, paths: list[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Linked:
+    client: httpx.AsyncClient
+    app: FastAPI
+    identity_paths: list[str]
+
+
 @pytest.fixture
-async def exchange_with_identity(
+async def exchange_with_identity(linked: Linked) -> httpx.AsyncClient:
+    return linked.client
+
+
+@pytest.fixture
+async def linked(
     make_database, node_settings: NodeSettings, database: str, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+) -> AsyncIterator[Linked]:  # type: ignore[no-untyped-def]
     """Data-exchange enrolled at a real identity, where two departments are enrolled."""
     identity_db: str = await make_database("tongban_identity:migrations")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -66,6 +97,8 @@ async def exchange_with_identity(
         IdentitySettings(database_url=identity_db, node=node_settings, run_workers=False)
     )
     identity.state.password_hasher = fast_hasher()
+    paths: list[str] = []
+    identity.add_middleware(CountingRequests, paths=paths)
     async with serving_app(identity) as identity_url:
         settings = ExchangeSettings(
             database_url=database,
@@ -74,8 +107,9 @@ async def exchange_with_identity(
             client_id=client_id,
             client_key_file=key_file,
         )
-        async with running_app(create_app(settings)) as client:
-            yield client
+        app = create_app(settings)
+        async with running_app(app) as client:
+            yield Linked(client, app, paths)
 
 
 async def test_each_department_gets_its_own_pseudonym_from_identity(
@@ -106,3 +140,59 @@ async def test_each_department_gets_its_own_pseudonym_from_identity(
     assert RESIDENT_ID not in json.dumps(seen)
     # An investor's name is no resident ID: identity makes no pseudonym of it, so it is withheld.
     assert tax["investors"] == [{"kind": "natural_person", "share": "100"}]
+
+
+async def test_a_batch_of_new_people_costs_identity_one_request(
+    linked: Linked, as_department: Tokens
+) -> None:
+    client, exchange = linked.client, linked.app.state.exchange
+    departments = ("tax", "social-security")
+    for department in departments:
+        await grant(client, as_department(department), fields=["uscc", "legal_representative"])
+    numbers = [resident_id(100 + n) for n in range(40)]
+    events = [
+        business_registered(legal_representative={"name": f"法人{n}", "resident_id": number})
+        for n, number in enumerate(numbers)
+    ]
+    records = []
+    for offset, event in enumerate(events):
+        record = event.to_kafka()
+        records.append(
+            ConsumerRecord(
+                topic=record.topic,
+                partition=0,
+                offset=offset,
+                timestamp=0,
+                timestamp_type=0,
+                key=record.key,
+                value=record.value,
+                checksum=None,
+                serialized_key_size=-1,
+                serialized_value_size=-1,
+                headers=record.headers,
+            )
+        )
+    consumer = RoutingConsumer(exchange, linked.app.state.sessionmaker, linked.app.state.metrics)
+    linked.identity_paths.clear()
+
+    await consumer.handle(records)  # one batch, as the routing consumer fetches it
+
+    pairwise = [path for path in linked.identity_paths if "/pairwise/" in path]
+    assert pairwise == [PAIRWISE_BATCH_PATH]
+    headers = await exchange.identity_headers()
+    for department in departments:
+        page = await client.get(
+            "/v1/deliveries", params={"limit": 100}, headers=as_department(department)
+        )
+        delivered = {e["id"]: e["data"] for e in page.json()["events"]}
+        assert set(delivered) == {event.id for event in events}
+        for event, number in zip(events, numbers, strict=True):
+            single = await exchange.http.post(
+                exchange.identity_url() + PAIRWISE_PATH,
+                json={"department": department, "resident_id": number},
+                headers=headers,
+            )
+            assert single.status_code == 200, single.text
+            seen = delivered[event.id]["legal_representative"]
+            assert seen["resident_id"] == single.json()["pseudonym"], department
+        assert not any(number in page.text for number in numbers)

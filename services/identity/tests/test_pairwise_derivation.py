@@ -156,3 +156,77 @@ async def test_bad_input_is_a_problem_and_writes_nothing(identity: SignInDriver)
         assert REGISTERED not in response.text
         assert bad_check not in response.text
     assert await identity.count("pairwise_subjects") == 0
+
+
+async def derive_many(
+    identity: SignInDriver, items: Any, headers: dict[str, str] | None = None
+) -> Any:
+    return await identity.client.post(
+        "/v1/pairwise/subjects/batch",
+        json={"items": items},
+        headers=headers or await bearer(identity, DERIVE),
+    )
+
+
+async def test_a_batch_answers_in_order_what_the_single_call_answers(
+    identity: SignInDriver,
+) -> None:
+    await identity.sign_up(REGISTERED)
+    pairs = [
+        ("social-security", NEWCOMER),
+        ("tax", REGISTERED),
+        ("health", REGISTERED),
+        ("tax", NEWCOMER),
+        ("social-security", REGISTERED),
+        ("tax", REGISTERED),
+    ]
+
+    response = await derive_many(
+        identity, [{"department": d, "resident_id": number} for d, number in pairs]
+    )
+
+    assert response.status_code == 200, response.text
+    assert REGISTERED not in response.text
+    assert NEWCOMER not in response.text
+    answers = response.json()["pseudonyms"]
+    assert [answer["department"] for answer in answers] == [d for d, _ in pairs]
+    assert answers[2] == {"department": "health", "pseudonym": None}  # never enrolled
+    for (department, number), answer in zip(pairs, answers, strict=True):
+        if department == "health":
+            continue
+        single = await derive(identity, department, number)
+        assert answer["pseudonym"] == single.json()["pseudonym"], (department, number)
+    assert answers[1]["pseudonym"] == answers[5]["pseudonym"] != answers[4]["pseudonym"]
+    assert answers[0]["pseudonym"] != answers[3]["pseudonym"]
+
+
+async def test_a_batch_refuses_department_tokens_and_bad_input_as_a_problem(
+    identity: SignInDriver,
+) -> None:
+    as_department = await bearer(
+        identity, DERIVE, sub="dept-tax-1", client_id="dept-tax-1", department="tax"
+    )
+    one = [{"department": "tax", "resident_id": NEWCOMER}]
+    bad_check = NEWCOMER[:-1] + ("0" if NEWCOMER[-1] != "0" else "1")
+
+    answers = {
+        "department token": await derive_many(identity, one, as_department),
+        "no scope": await derive_many(identity, one, await bearer(identity, RESOLVE)),
+        "empty": await derive_many(identity, []),
+        "too many": await derive_many(identity, one * 501),
+        "bad number": await derive_many(
+            identity, [*one, {"department": "tax", "resident_id": bad_check}]
+        ),
+        "not a list": await derive_many(identity, {"department": "tax"}),
+    }
+
+    expected = {"department token": 403, "no scope": 403}
+    for name, response in answers.items():
+        assert response.status_code == expected.get(name, 422), name
+        assert response.headers["content-type"] == PROBLEM, name
+        assert "pseudonyms" not in response.json(), name
+        assert NEWCOMER not in response.text, name
+        assert bad_check not in response.text, name
+    most = await derive_many(identity, one * 500)
+    assert most.status_code == 200
+    assert len({answer["pseudonym"] for answer in most.json()["pseudonyms"]}) == 1

@@ -46,12 +46,18 @@ async def replay(
         query = query.where(DatasetEvent.time >= from_time)
     kept = (await session.scalars(query.order_by(DatasetEvent.seq).limit(MAX_EVENTS))).all()
     plan = routing.Plan.of(exchange)
-    for row in kept:
+    events = [
+        exchange.unseal(row.sealed, context=routing.kept_context(row.event_id)) for row in kept
+    ]
+    await routing.prefetch_pseudonyms(
+        exchange.extra["pseudonyms"], [(dataset, event["data"], [grant]) for event in events]
+    )
+    for event in events:
         await routing.plan_deliveries(
             plan,
             exchange,
             dataset=dataset,
-            event=exchange.unseal(row.sealed, context=routing.kept_context(row.event_id)),
+            event=event,
             grants=[grant],
             pseudonyms=exchange.extra["pseudonyms"],
         )

@@ -156,6 +156,11 @@ class RoutingConsumer:
             for event_type, read_model in READ_MODELS.items():
                 if event_type in types:
                     await read_model(session, [e for e in accepted if e.type == event_type])
+            # Every pseudonym the batch needs, asked of identity at once rather than one by one.
+            await service.prefetch_pseudonyms(
+                exchange.extra["pseudonyms"],
+                [(datasets[e.type], e.data, grants.get(e.type, [])) for e in accepted],
+            )
             for event in accepted:
                 value = service.envelope(
                     event_id=event.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from tongban_exchange.models import Grant
@@ -18,31 +19,73 @@ async def project(
     """The granted top-level fields of ``data``; each personal value in them is replaced by
     the department's pseudonym (or left out if none can be made) unless the grant allows it.
     ``personal`` holds JSON-pointer paths, ``*`` for every item of an array."""
-    view: dict[str, Any] = {name: data[name] for name in grant.fields if name in data}
+    view = _granted(data, grant)
     if grant.personal_allowed:
         return view
+    named = {
+        value: await pseudonyms.pseudonym(grant.department, value)
+        for value in dict.fromkeys(personal_values(view, personal))
+    }
     for path in personal:
-        view = await _replaced(view, path.strip("/").split("/"), grant.department, pseudonyms)
+        view = _replaced(view, _parts(path), named)
     return view
+
+
+def needed_pseudonyms(
+    data: dict[str, Any], *, grants: Iterable[Grant], personal: list[str]
+) -> set[tuple[str, str]]:
+    """The ``(department, value)`` pairs ``project`` will ask a pseudonym for, grant by grant."""
+    return {
+        (grant.department, value)
+        for grant in grants
+        if not grant.personal_allowed
+        for value in personal_values(_granted(data, grant), personal)
+    }
+
+
+def personal_values(node: Any, personal: list[str]) -> Iterator[str]:
+    """The string values at the ``personal`` paths of ``node`` (``*``: every array item)."""
+    for path in personal:
+        yield from _walk(node, _parts(path))
+
+
+def _walk(node: Any, parts: Sequence[str]) -> Iterator[str]:
+    if not parts:
+        if isinstance(node, str):
+            yield node
+        return
+    part, rest = parts[0], parts[1:]
+    if part == "*":
+        if isinstance(node, list):
+            for item in node:
+                yield from _walk(item, rest)
+    elif isinstance(node, dict) and part in node:
+        yield from _walk(node[part], rest)
+
+
+def _granted(data: dict[str, Any], grant: Grant) -> dict[str, Any]:
+    return {name: data[name] for name in grant.fields if name in data}
+
+
+def _parts(path: str) -> list[str]:
+    return path.strip("/").split("/")
 
 
 _DROP = object()  # a personal value no pseudonym could be made for
 
 
-async def _replaced(
-    node: Any, parts: list[str], department: str, pseudonyms: PseudonymSource
-) -> Any:
-    """``node`` with the personal values at ``parts`` replaced: the containers on the way are
-    copied, everything else is shared with the event (which stays as it was)."""
+def _replaced(node: Any, parts: list[str], named: dict[str, str | None]) -> Any:
+    """``node`` with the personal values at ``parts`` replaced by ``named``: the containers on
+    the way are copied, everything else is shared with the event (which stays as it was)."""
     part, rest = parts[0], parts[1:]
     if part == "*":
         if not isinstance(node, list):
             return node
-        items = [await _child(item, rest, department, pseudonyms) for item in node]
+        items = [_child(item, rest, named) for item in node]
         return [None if item is _DROP else item for item in items]  # an array keeps its length
     if not isinstance(node, dict) or part not in node:
         return node
-    child = await _child(node[part], rest, department, pseudonyms)
+    child = _child(node[part], rest, named)
     copy = dict(node)
     if child is _DROP:
         del copy[part]
@@ -51,10 +94,10 @@ async def _replaced(
     return copy
 
 
-async def _child(node: Any, rest: list[str], department: str, pseudonyms: PseudonymSource) -> Any:
+def _child(node: Any, rest: list[str], named: dict[str, str | None]) -> Any:
     if rest:
-        return await _replaced(node, rest, department, pseudonyms)
-    if isinstance(node, str):
-        pseudonym = await pseudonyms.pseudonym(department, node)
+        return _replaced(node, rest, named)
+    if isinstance(node, str) and node in named:  # not: a pseudonym an earlier path made
+        pseudonym = named[node]
         return _DROP if pseudonym is None else pseudonym
     return node

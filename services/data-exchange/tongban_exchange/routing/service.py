@@ -21,7 +21,7 @@ from tongban_exchange.delivery.attempt import Attempt
 from tongban_exchange.log import chain
 from tongban_exchange.models import Dataset, DatasetEvent, Delivery, Grant
 from tongban_exchange.national import repository as national
-from tongban_exchange.routing.projection import project
+from tongban_exchange.routing.projection import needed_pseudonyms, project
 from tongban_exchange.routing.pseudonyms import PseudonymSource
 from tongban_exchange.runtime import Exchange, compact_json
 from tongban_kit.db.bulk import as_columns, insert_columns
@@ -124,6 +124,7 @@ async def plan_deliveries(
     pseudonyms: PseudonymSource,
 ) -> None:
     """One delivery per grant, each logged; pull deliveries are available at once."""
+    await prefetch_pseudonyms(pseudonyms, [(dataset, event["data"], grants)])
     for grant in grants:
         data = await project(
             event["data"], grant=grant, personal=dataset.personal, pseudonyms=pseudonyms
@@ -158,6 +159,19 @@ async def plan_deliveries(
                 payload=text.encode(),
             )
         )
+
+
+async def prefetch_pseudonyms(
+    pseudonyms: PseudonymSource,
+    events: Iterable[tuple[Dataset, dict[str, Any], Sequence[Grant]]],
+) -> None:
+    """Ask for every pseudonym the projections of these events (data, with their dataset and
+    grants) will need in one go, so that planning them asks identity nothing one by one."""
+    pairs: set[tuple[str, str]] = set()
+    for dataset, data, grants in events:
+        pairs |= needed_pseudonyms(data, grants=grants, personal=dataset.personal)
+    if pairs:
+        await pseudonyms.prefetch(pairs)
 
 
 async def write(session: AsyncSession, plan: Plan) -> None:

@@ -9,6 +9,9 @@ from tongban_identity.departments.models import CODE_PATTERN
 from tongban_identity.pairwise import DERIVE_SCOPE, RESOLVE_SCOPE, service
 from tongban_identity.pairwise.derivation import PSEUDONYM_PATTERN
 from tongban_identity.pairwise.schemas import (
+    PairwiseBatchAnswer,
+    PairwiseBatchDerivation,
+    PairwiseBatchRequest,
     PairwiseDerivation,
     PairwiseDerivationRequest,
     PairwiseSubjectOut,
@@ -78,10 +81,7 @@ async def derive_pseudonym(
     pseudonyms of another. 404 if the department was never enrolled at this node; 422 for a
     malformed body or resident ID number. The answer never echoes the ID number.
     """
-    if caller.principal == "department" and not (caller.department or "").startswith(
-        SERVICE_CLIENT_PREFIX
-    ):
-        raise Forbidden("a department's token may not derive pseudonyms")
+    _refuse_departments(caller)
     state = request.app.state
     pseudonym = await service.pseudonym_for_resident(
         session,
@@ -91,3 +91,42 @@ async def derive_pseudonym(
         personal_data=state.personal_data,
     )
     return PairwiseDerivation(department=body.department, pseudonym=pseudonym)
+
+
+@router.post("/v1/pairwise/subjects/batch", response_model=PairwiseBatchDerivation)
+async def derive_pseudonyms(
+    body: PairwiseBatchRequest, session: SessionDep, request: Request, caller: Deriver
+) -> PairwiseBatchDerivation:
+    """`POST /v1/pairwise/subjects` for up to 500 pairs at once: `{"items": [{"department",
+    "resident_id"}, ...]}` answers `{"pseudonyms": [{"department", "pseudonym"}, ...]}`, one
+    answer per item in request order, each the pseudonym the single endpoint gives.
+
+    Access as for the single endpoint: `identity:pairwise:derive`, never a department's token
+    (403). Where the single endpoint answers 404 (the department was never enrolled at this
+    node) the answer's `pseudonym` is null; 422 for a malformed body, no items or more than 500,
+    or any malformed resident ID number (nothing is answered then). The answer never echoes
+    the ID numbers.
+    """
+    _refuse_departments(caller)
+    state = request.app.state
+    answers = await service.pseudonyms_for_residents(
+        session,
+        [(item.department, item.resident_id) for item in body.items],
+        pseudonyms=state.pseudonyms,
+        personal_data=state.personal_data,
+    )
+    return PairwiseBatchDerivation(
+        pseudonyms=[
+            PairwiseBatchAnswer(department=item.department, pseudonym=pseudonym)
+            for item, pseudonym in zip(body.items, answers, strict=True)
+        ]
+    )
+
+
+def _refuse_departments(caller: AccessClaims) -> None:
+    """Only platform services derive pseudonyms: a department could otherwise turn ID numbers
+    into the pseudonyms another department knows people by."""
+    if caller.principal == "department" and not (caller.department or "").startswith(
+        SERVICE_CLIENT_PREFIX
+    ):
+        raise Forbidden("a department's token may not derive pseudonyms")

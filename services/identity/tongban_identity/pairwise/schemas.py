@@ -39,3 +39,29 @@ class PairwiseDerivationRequest(BaseModel):
 class PairwiseDerivation(BaseModel):
     department: str = Field(description="The department's code.")
     pseudonym: str = Field(description="What the department knows the person by.")
+
+
+#: The most pairs one batch may ask for.
+MAX_BATCH = 500
+
+
+class PairwiseBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[PairwiseDerivationRequest] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"1 to {MAX_BATCH} department and resident ID pairs.",
+    )
+
+
+class PairwiseBatchAnswer(BaseModel):
+    department: str = Field(description="The department's code.")
+    pseudonym: str | None = Field(
+        description="What the department knows the person by; null if the department was "
+        "never enrolled at this node."
+    )
+
+
+class PairwiseBatchDerivation(BaseModel):
+    pseudonyms: list[PairwiseBatchAnswer] = Field(description="One answer per item, in order.")

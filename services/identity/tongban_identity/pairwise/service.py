@@ -8,6 +8,7 @@ platform service acting under such a grant, or an operator) resolve pseudonyms.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,6 +77,56 @@ async def pseudonym_for_resident(
     person is registered and the pseudonym stored.
     """
     await _enrolled(session, department)
+    return await _pseudonym_for_resident(
+        session,
+        resident_id=resident_id,
+        department=department,
+        pseudonyms=pseudonyms,
+        personal_data=personal_data,
+    )
+
+
+async def pseudonyms_for_residents(
+    session: AsyncSession,
+    items: Sequence[tuple[str, str]],
+    *,
+    pseudonyms: Pseudonyms,
+    personal_data: PersonalData,
+) -> list[str | None]:
+    """``pseudonym_for_resident`` for each ``(department, resident_id)``, in order; None where
+    the department was never enrolled at this node (where the single answer is ``NotFound``).
+    Each department's enrolment is looked up once."""
+    enrolled = {
+        department
+        for department in dict.fromkeys(department for department, _ in items)
+        if await departments_repository.code_known(session, department)
+    }
+    answers: list[str | None] = []
+    for department, resident_id in items:
+        if department not in enrolled:
+            answers.append(None)
+            continue
+        answers.append(
+            await _pseudonym_for_resident(
+                session,
+                resident_id=resident_id,
+                department=department,
+                pseudonyms=pseudonyms,
+                personal_data=personal_data,
+            )
+        )
+    return answers
+
+
+async def _pseudonym_for_resident(
+    session: AsyncSession,
+    *,
+    resident_id: str,
+    department: str,
+    pseudonyms: Pseudonyms,
+    personal_data: PersonalData,
+) -> str:
+    """``pseudonym_for_resident`` for a department known to be enrolled."""
     index = personal_data.resident_id_index(resident_id)
     person = await persons_repository.by_resident_index(session, index)
     if person is not None:
