@@ -29,6 +29,7 @@ from tongban_identity.main import create_app as create_identity
 from tongban_identity.sessions.testing import fast_hasher, resident_id
 from tongban_identity.settings import IdentitySettings
 from tongban_kit.auth.client import generate_service_key
+from tongban_kit.events import CloudEvent
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import publish_events, running_app, serving_app
 
@@ -63,6 +64,8 @@ class Linked:
     client: httpx.AsyncClient
     app: FastAPI
     identity_paths: list[str]
+    identity_db: str
+    jwks_file: Path
 
 
 @pytest.fixture
@@ -109,7 +112,7 @@ async def linked(
         )
         app = create_app(settings)
         async with running_app(app) as client:
-            yield Linked(client, app, paths)
+            yield Linked(client, app, paths, identity_db, jwks_file)
 
 
 async def test_each_department_gets_its_own_pseudonym_from_identity(
@@ -142,18 +145,8 @@ async def test_each_department_gets_its_own_pseudonym_from_identity(
     assert tax["investors"] == [{"kind": "natural_person", "share": "100"}]
 
 
-async def test_a_batch_of_new_people_costs_identity_one_request(
-    linked: Linked, as_department: Tokens
-) -> None:
-    client, exchange = linked.client, linked.app.state.exchange
-    departments = ("tax", "social-security")
-    for department in departments:
-        await grant(client, as_department(department), fields=["uscc", "legal_representative"])
-    numbers = [resident_id(100 + n) for n in range(40)]
-    events = [
-        business_registered(legal_representative={"name": f"法人{n}", "resident_id": number})
-        for n, number in enumerate(numbers)
-    ]
+async def route_batch(linked: Linked, events: list[CloudEvent]) -> None:
+    """Route ``events`` as one batch, as the routing consumer does with what it fetches."""
     records = []
     for offset, event in enumerate(events):
         record = event.to_kafka()
@@ -172,13 +165,31 @@ async def test_a_batch_of_new_people_costs_identity_one_request(
                 headers=record.headers,
             )
         )
-    consumer = RoutingConsumer(exchange, linked.app.state.sessionmaker, linked.app.state.metrics)
+    state = linked.app.state
+    await RoutingConsumer(state.exchange, state.sessionmaker, state.metrics).handle(records)
+
+
+def pairwise_requests(linked: Linked) -> list[str]:
+    return [path for path in linked.identity_paths if "/pairwise/" in path]
+
+
+async def test_a_batch_of_new_people_costs_identity_one_request(
+    linked: Linked, as_department: Tokens
+) -> None:
+    client, exchange = linked.client, linked.app.state.exchange
+    departments = ("tax", "social-security")
+    for department in departments:
+        await grant(client, as_department(department), fields=["uscc", "legal_representative"])
+    numbers = [resident_id(100 + n) for n in range(40)]
+    events = [
+        business_registered(legal_representative={"name": f"法人{n}", "resident_id": number})
+        for n, number in enumerate(numbers)
+    ]
     linked.identity_paths.clear()
 
-    await consumer.handle(records)  # one batch, as the routing consumer fetches it
+    await route_batch(linked, events)
 
-    pairwise = [path for path in linked.identity_paths if "/pairwise/" in path]
-    assert pairwise == [PAIRWISE_BATCH_PATH]
+    assert pairwise_requests(linked) == [PAIRWISE_BATCH_PATH]
     headers = await exchange.identity_headers()
     for department in departments:
         page = await client.get(
@@ -196,3 +207,56 @@ async def test_a_batch_of_new_people_costs_identity_one_request(
             seen = delivered[event.id]["legal_representative"]
             assert seen["resident_id"] == single.json()["pseudonym"], department
         assert not any(number in page.text for number in numbers)
+
+
+async def test_a_department_enrolled_at_identity_later_soon_gets_pseudonyms(
+    linked: Linked, as_department: Tokens
+) -> None:
+    client, exchange = linked.client, linked.app.state.exchange
+    pseudonyms = exchange.extra["pseudonyms"]
+    for department in ("tax", "health"):  # identity has never heard of health
+        await grant(client, as_department(department), fields=["legal_representative"])
+    numbers = [resident_id(200 + n) for n in range(3)]
+
+    def batch() -> list[CloudEvent]:
+        return [
+            business_registered(legal_representative={"name": "法人", "resident_id": number})
+            for number in numbers
+        ]
+
+    async def seen(department: str, after: int) -> tuple[list[dict[str, str]], int]:
+        page = await client.get(
+            "/v1/deliveries", params={"after": after}, headers=as_department(department)
+        )
+        body = page.json()
+        return [e["data"]["legal_representative"] for e in body["events"]], body["next"]
+
+    linked.identity_paths.clear()
+    await route_batch(linked, batch())
+    first, after = await seen("health", 0)
+    assert pairwise_requests(linked) == [PAIRWISE_BATCH_PATH]
+    assert first == [{"name": "法人"}] * 3  # withheld, never the number
+
+    _identity_command(
+        linked.identity_db,
+        *("create", "--code", "health", "--name", "health", "--scopes", "exchange:subscribe"),
+        *("--jwks-file", str(linked.jwks_file)),
+    )
+    linked.identity_paths.clear()
+    await route_batch(linked, batch())  # withheld a little while yet: nobody asked
+    second, after = await seen("health", after)
+    assert pairwise_requests(linked) == []
+    assert second == [{"name": "法人"}] * 3
+
+    pseudonyms.withheld_seconds = 0.0  # as if that while had passed
+    await route_batch(linked, batch())
+    third, _ = await seen("health", after)
+    assert pairwise_requests(linked) == [PAIRWISE_BATCH_PATH]
+    headers = await exchange.identity_headers()
+    for number, shown in zip(numbers, third, strict=True):
+        single = await exchange.http.post(
+            exchange.identity_url() + PAIRWISE_PATH,
+            json={"department": "health", "resident_id": number},
+            headers=headers,
+        )
+        assert shown["resident_id"] == single.json()["pseudonym"]

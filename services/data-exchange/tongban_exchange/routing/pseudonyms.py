@@ -48,7 +48,7 @@ class IdentityPseudonyms:
     """Asks identity, as this service's OAuth client; remembers answers (they never change).
 
     A pair identity made no pseudonym for (its department is not enrolled there, or the value
-    is no resident ID number) is remembered as withheld for ``WITHHELD_SECONDS`` only: the
+    is no resident ID number) is remembered as withheld for ``withheld_seconds`` only: the
     department may be enrolled later.
     """
 
@@ -56,13 +56,14 @@ class IdentityPseudonyms:
         self.exchange = exchange
         self.cache: dict[tuple[str, str], str] = {}
         self.cache_size = cache_size
-        self.withheld: dict[tuple[str, str], float] = {}  # key → until (monotonic)
+        self.withheld: dict[tuple[str, str], float] = {}  # key → since (monotonic)
+        self.withheld_seconds = WITHHELD_SECONDS
 
     async def pseudonym(self, department: str, resident_id: str) -> str | None:
         key = _key(department, resident_id)
         if key in self.cache:
             return self.cache[key]
-        if self.withheld.get(key, 0.0) > time.monotonic():
+        if self._withholds(key, time.monotonic()):
             return None
         headers = await self.exchange.identity_headers()
         http = self.exchange.http
@@ -89,7 +90,7 @@ class IdentityPseudonyms:
         would refuse it, and with it the whole batch). If identity answers the batch with
         anything but 200 or an outage, nothing is remembered: ``pseudonym`` asks one by one."""
         now = time.monotonic()
-        self.withheld = {key: until for key, until in self.withheld.items() if until > now}
+        self.withheld = {k: since for k, since in self.withheld.items() if self._withholds(k, now)}
         wanted: dict[tuple[str, str], tuple[str, str]] = {}
         for department, value in pairs:
             key = _key(department, value)
@@ -98,7 +99,7 @@ class IdentityPseudonyms:
             try:
                 validate_resident_id(value)
             except InvalidIdentifier:
-                self.withheld[key] = now + WITHHELD_SECONDS
+                self.withheld[key] = now
                 continue
             wanted[key] = (department, value)
         if not wanted:
@@ -123,12 +124,16 @@ class IdentityPseudonyms:
             if response.status_code != 200:
                 return
             answers = response.json()["pseudonyms"]
-            until = time.monotonic() + WITHHELD_SECONDS
+            since = time.monotonic()
             for key, answer in zip(chunk, answers, strict=True):
                 if answer["pseudonym"] is None:
-                    self.withheld[key] = until
+                    self.withheld[key] = since
                 else:
                     self._keep(key, str(answer["pseudonym"]))
+
+    def _withholds(self, key: tuple[str, str], now: float) -> bool:
+        since = self.withheld.get(key)
+        return since is not None and now - since < self.withheld_seconds
 
     def _keep(self, key: tuple[str, str], pseudonym: str) -> None:
         if len(self.cache) >= self.cache_size:
