@@ -22,7 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tongban_exchange.main import create_app
 from tongban_exchange.routing.consumer import RoutingConsumer
-from tongban_exchange.routing.pseudonyms import PAIRWISE_BATCH_PATH, PAIRWISE_PATH
+from tongban_exchange.routing.pseudonyms import (
+    PAIRWISE_BATCH_PATH,
+    PAIRWISE_PATH,
+    IdentityUnavailable,
+)
 from tongban_exchange.settings import ExchangeSettings
 from tongban_exchange.testing import RESIDENT_ID, Tokens, business_registered, grant
 from tongban_identity.main import create_app as create_identity
@@ -49,13 +53,18 @@ def _identity_command(database: str, *args: str) -> str:
 class CountingRequests:
     """ASGI middleware on the real identity app: the path of every HTTP request it serves."""
 
-    def __init__(self, app: ASGIApp, paths: list[str]) -> None:
+    def __init__(self, app: ASGIApp, paths: list[str], outage: list[int]) -> None:
         self.app = app
         self.paths = paths
+        self.outage = outage  # statuses to answer pairwise requests with, instead of identity
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             self.paths.append(scope["path"])
+            if self.outage and "/pairwise/" in scope["path"]:
+                await send({"type": "http.response.start", "status": self.outage[0]})
+                await send({"type": "http.response.body", "body": b""})
+                return
         await self.app(scope, receive, send)
 
 
@@ -66,6 +75,7 @@ class Linked:
     identity_paths: list[str]
     identity_db: str
     jwks_file: Path
+    outage: list[int]
 
 
 @pytest.fixture
@@ -101,7 +111,8 @@ async def linked(
     )
     identity.state.password_hasher = fast_hasher()
     paths: list[str] = []
-    identity.add_middleware(CountingRequests, paths=paths)
+    outage: list[int] = []
+    identity.add_middleware(CountingRequests, paths=paths, outage=outage)
     async with serving_app(identity) as identity_url:
         settings = ExchangeSettings(
             database_url=database,
@@ -112,7 +123,7 @@ async def linked(
         )
         app = create_app(settings)
         async with running_app(app) as client:
-            yield Linked(client, app, paths, identity_db, jwks_file)
+            yield Linked(client, app, paths, identity_db, jwks_file, outage)
 
 
 async def test_each_department_gets_its_own_pseudonym_from_identity(
@@ -260,3 +271,31 @@ async def test_a_department_enrolled_at_identity_later_soon_gets_pseudonyms(
             headers=headers,
         )
         assert shown["resident_id"] == single.json()["pseudonym"]
+
+
+@pytest.mark.parametrize("status", [503, 429, 401])
+async def test_a_batch_waits_while_identity_cannot_answer(
+    linked: Linked, as_department: Tokens, status: int
+) -> None:
+    client = linked.client
+    await grant(client, as_department("tax"), fields=["legal_representative"])
+    events = [
+        business_registered(legal_representative={"name": "法人", "resident_id": resident_id(n)})
+        for n in (300, 301)
+    ]
+    await linked.app.state.exchange.identity_headers()  # the service token, before the outage
+
+    linked.outage.append(status)
+    linked.identity_paths.clear()
+    with pytest.raises(IdentityUnavailable):
+        await route_batch(linked, events)
+    asked = pairwise_requests(linked)
+    nothing = await client.get("/v1/deliveries", headers=as_department("tax"))
+    linked.outage.clear()
+    await route_batch(linked, events)  # the retry
+    page = await client.get("/v1/deliveries", headers=as_department("tax"))
+
+    assert asked == [PAIRWISE_BATCH_PATH]  # no asking one by one instead
+    assert nothing.json()["events"] == []
+    shown = [e["data"]["legal_representative"] for e in page.json()["events"]]
+    assert [len(s.get("resident_id", "")) for s in shown] == [32, 32]
