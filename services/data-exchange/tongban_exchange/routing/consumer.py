@@ -181,6 +181,7 @@ class RoutingConsumer:
                     event=value,
                     grants=grants.get(event.type, []),
                     pseudonyms=exchange.extra["pseudonyms"],
+                    prefetched=True,
                 )
             await service.write(session, plan)
             pulled = [d for d in plan.deliveries if d["mode"] == "pull"]

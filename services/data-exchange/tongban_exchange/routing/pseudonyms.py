@@ -58,6 +58,7 @@ class IdentityPseudonyms:
         self.cache_size = cache_size
         self.withheld: dict[tuple[str, str], float] = {}  # key → since (monotonic)
         self.withheld_seconds = WITHHELD_SECONDS
+        self._pruned_at = 0.0
 
     async def pseudonym(self, department: str, resident_id: str) -> str | None:
         key = _key(department, resident_id)
@@ -90,11 +91,13 @@ class IdentityPseudonyms:
         would refuse it, and with it the whole batch). If identity answers the batch with
         anything but 200 or an outage, nothing is remembered: ``pseudonym`` asks one by one."""
         now = time.monotonic()
-        self.withheld = {k: since for k, since in self.withheld.items() if self._withholds(k, now)}
+        if now - self._pruned_at > self.withheld_seconds:  # forget what is no longer withheld
+            self.withheld = {k: t for k, t in self.withheld.items() if self._withholds(k, now)}
+            self._pruned_at = now
         wanted: dict[tuple[str, str], tuple[str, str]] = {}
         for department, value in pairs:
             key = _key(department, value)
-            if key in self.cache or key in self.withheld or key in wanted:
+            if key in self.cache or key in wanted or self._withholds(key, now):
                 continue
             try:
                 validate_resident_id(value)

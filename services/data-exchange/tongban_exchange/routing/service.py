@@ -122,9 +122,12 @@ async def plan_deliveries(
     event: dict[str, Any],
     grants: Sequence[Grant],
     pseudonyms: PseudonymSource,
+    prefetched: bool = False,
 ) -> None:
-    """One delivery per grant, each logged; pull deliveries are available at once."""
-    await prefetch_pseudonyms(pseudonyms, [(dataset, event["data"], grants)])
+    """One delivery per grant, each logged; pull deliveries are available at once.
+    ``prefetched``: the caller asked for this event's pseudonyms already (with its batch's)."""
+    if not prefetched:
+        await prefetch_pseudonyms(pseudonyms, [(dataset, event["data"], grants)])
     for grant in grants:
         data = await project(
             event["data"], grant=grant, personal=dataset.personal, pseudonyms=pseudonyms
