@@ -19,6 +19,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from tongban_exchange.delivery.doorbell import Doorbell
 from tongban_exchange.settings import ExchangeSettings
 from tongban_kit.crypto import FieldCipher
+from tongban_kit.events.compact import compact_json
 from tongban_kit.observability.metrics import ServiceMetrics
 
 if TYPE_CHECKING:
@@ -90,11 +91,6 @@ class ExchangeMetrics:
             ["node", "outcome"],
             registry=r,
         )
-
-
-def compact_json(value: Any) -> str:
-    """The JSON text the service stores and delivers: compact, UTF-8 as is."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def data_cipher(settings: ExchangeSettings) -> FieldCipher:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tongban_kit.events.compact import compact_bytes
 from tongban_kit.observability.context import current_trace
 
-__all__ = ["CloudEvent", "InvalidEvent", "KafkaRecord", "topic_for"]
+__all__ = ["CloudEvent", "InvalidEvent", "KafkaRecord", "binary_headers", "topic_for"]
 
 _TYPE = re.compile(r"^gov\.tongban\.([a-z]+)\.([a-z_]+)\.([a-z_]+)\.v(\d+)$")
 _REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type")
@@ -42,6 +43,24 @@ class KafkaRecord:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
+
+
+def binary_headers(event: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The Kafka binary-mode headers of an event in structured form (its attributes by their
+    CloudEvents names, ``time`` as RFC 3339 text), as ``CloudEvent.kafka_headers`` makes them."""
+    headers = [
+        ("ce_specversion", event["specversion"]),
+        ("ce_id", event["id"]),
+        ("ce_source", event["source"]),
+        ("ce_type", event["type"]),
+        ("ce_subject", event["subject"]),
+        ("ce_time", event["time"]),
+        ("content-type", event.get("datacontenttype", "application/json")),
+    ]
+    traceparent = event.get("traceparent")
+    if traceparent:
+        headers += [("ce_traceparent", traceparent), ("traceparent", traceparent)]
+    return [(name, value.encode()) for name, value in headers]
 
 
 def _utcnow() -> datetime:
@@ -79,21 +98,21 @@ class CloudEvent:
         return topic_for(self.type)
 
     def kafka_headers(self) -> list[tuple[str, bytes]]:
-        headers = [
-            ("ce_specversion", self.specversion),
-            ("ce_id", self.id),
-            ("ce_source", self.source),
-            ("ce_type", self.type),
-            ("ce_subject", self.subject),
-            ("ce_time", self.time.isoformat()),
-            ("content-type", self.datacontenttype),
-        ]
-        if self.traceparent:
-            headers += [("ce_traceparent", self.traceparent), ("traceparent", self.traceparent)]
-        return [(name, value.encode()) for name, value in headers]
+        return binary_headers(
+            {
+                "specversion": self.specversion,
+                "id": self.id,
+                "source": self.source,
+                "type": self.type,
+                "subject": self.subject,
+                "time": self.time.isoformat(),
+                "datacontenttype": self.datacontenttype,
+                "traceparent": self.traceparent,
+            }
+        )
 
     def to_kafka(self) -> KafkaRecord:
-        value = json.dumps(self.data, ensure_ascii=False, separators=(",", ":")).encode()
+        value = compact_bytes(self.data)
         return KafkaRecord(self.topic, self.subject.encode(), value, self.kafka_headers())
 
     @classmethod

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,24 +25,13 @@ from tongban_exchange.catalogue.asyncapi import delivery_topic
 from tongban_exchange.delivery import webhooks
 from tongban_exchange.settings import ExchangeSettings
 from tongban_kit.crypto import FieldCipher
-from tongban_kit.events import CloudEvent
+from tongban_kit.events.compact import compact_bytes
+from tongban_kit.events.envelope import binary_headers
 from tongban_kit.kafka import TopicAdmin, build_producer
 from tongban_kit.lean_http import LeanDisconnected, LeanError, LeanPool
 
 #: Connections (so requests in flight) per webhook host.
 WEBHOOK_CONCURRENCY = 64
-
-
-def kafka_event(value: dict[str, Any]) -> CloudEvent:
-    return CloudEvent(
-        type=value["type"],
-        source=value["source"],
-        subject=value["subject"],
-        data=value["data"],
-        id=value["id"],
-        time=datetime.fromisoformat(value["time"]),
-        traceparent=value.get("traceparent"),
-    )
 
 
 class KafkaSender:
@@ -67,13 +55,14 @@ class KafkaSender:
             self.topics_ready |= topics
         futures = []
         for department, value in deliveries:
-            record = kafka_event(value).to_kafka()
-            headers = [*record.headers, ("ce_tongbangrant", value["tongbangrant"].encode())]
+            # The projected event, binary mode: the same headers and data text as any event.
+            headers = binary_headers(value)
+            headers.append(("ce_tongbangrant", value["tongbangrant"].encode()))
             futures.append(
                 await producer.send(
                     self.node.topic(delivery_topic(department)),
-                    key=record.key,
-                    value=record.value,
+                    key=value["subject"].encode(),
+                    value=compact_bytes(value["data"]),
                     headers=headers,
                 )
             )

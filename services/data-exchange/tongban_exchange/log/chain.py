@@ -9,7 +9,6 @@ strictly ordered, and a row exists only if the delivery, publish or query it rec
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tongban_exchange.log import signatures
 from tongban_exchange.models import Checkpoint, LogEntry
 from tongban_kit.db.bulk import as_columns, insert_columns
+from tongban_kit.events.compact import compact_bytes
 
 GENESIS = "0" * 64
 #: pg_advisory_xact_lock key of the chain ("tblog").
@@ -41,8 +41,7 @@ def row_hash(row: dict[str, Any]) -> str:
     """SHA-256 over a row's fields (time in whole microseconds) and the previous hash."""
     fields = [row[name] for name in _HASHED]
     fields[1] = round(row["at"].timestamp() * 1_000_000)
-    canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(compact_bytes(fields)).hexdigest()
 
 
 def checkpoint_document(head_seq: int, head_hash: str) -> str:

@@ -209,7 +209,7 @@ class RoutingConsumer:
             returning=("event_id",),
             skip_conflicts=True,
         )
-        return {row.event_id for row in rows}
+        return {event_id for (event_id,) in rows}
 
     async def _dead_letter(self, session: AsyncSession, item: _Item) -> None:
         record, event = item.record, item.event

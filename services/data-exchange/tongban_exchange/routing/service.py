@@ -23,8 +23,9 @@ from tongban_exchange.models import Dataset, DatasetEvent, Delivery, Grant
 from tongban_exchange.national import repository as national
 from tongban_exchange.routing.projection import needed_pseudonyms, project
 from tongban_exchange.routing.pseudonyms import PseudonymSource
-from tongban_exchange.runtime import Exchange, compact_json
+from tongban_exchange.runtime import Exchange
 from tongban_kit.db.bulk import as_columns, insert_columns
+from tongban_kit.events.compact import compact_json
 
 
 def envelope(
@@ -190,7 +191,7 @@ async def write(session: AsyncSession, plan: Plan) -> None:
             as_columns(plan.deliveries),
             returning=("id", "grant_id", "event_id"),
         )
-        id_of = {(row.grant_id, row.event_id): row.id for row in made}
+        id_of = {(grant_id, event_id): id_ for id_, grant_id, event_id in made}
         ids = [id_of[(row["grant_id"], row["event_id"])] for row in plan.deliveries]
         if plan.handoff_until is not None:
             plan.fresh = [
