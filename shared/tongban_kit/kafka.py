@@ -16,6 +16,9 @@ __all__ = ["TopicAdmin", "build_consumer", "build_producer", "ensure_topics"]
 
 logger = logging.getLogger("tongban.kafka")
 
+#: Largest record batch a producer builds per partition (under the broker's 1 MiB default).
+MAX_BATCH_BYTES = 512 * 1024
+
 
 def build_producer(node: NodeSettings, *, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
@@ -24,6 +27,10 @@ def build_producer(node: NodeSettings, *, client_id: str) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=node.kafka_enable_idempotence,
         linger_ms=2,
+        # aiokafka keeps one request in flight per broker, carrying one batch per partition:
+        # at the default 16 KiB a batch, 2,000 deliveries a second needed ~20 round trips a
+        # second and queued behind them (bench/exchange_routing.py).
+        max_batch_size=MAX_BATCH_BYTES,
         request_timeout_ms=10_000,
         metadata_max_age_ms=30_000,
     )

@@ -32,7 +32,7 @@ from sqlalchemy import ARRAY, BigInteger, any_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tongban_exchange.delivery.attempt import Attempt
-from tongban_exchange.delivery.senders import KafkaSender, WebhookSender
+from tongban_exchange.delivery.senders import WEBHOOK_CONCURRENCY, KafkaSender, WebhookSender
 from tongban_exchange.models import Delivery, Grant
 from tongban_exchange.routing.service import delivery_context
 from tongban_exchange.runtime import Exchange
@@ -90,24 +90,43 @@ class Dispatcher:
             queue.put_nowait(attempt)
 
     async def _fresh_loop(self, queue: asyncio.Queue[Attempt]) -> None:
-        while True:
-            batch = [await queue.get()]
-            while not queue.empty() and len(batch) < BATCH:
-                batch.append(queue.get_nowait())
-            cutoff = time.monotonic() - self._stale_s
-            batch = [a for a in batch if a.handed_at > cutoff]
-            try:
-                granted = await self._granted_now({a.grant_id for a in batch})
-                await self._make(batch, granted)
-                async with self.sessionmaker() as session, session.begin():
-                    await self._settle(session, batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # Nothing is lost: the rows are pending and the poller takes them when their
-                # lease runs out (or sooner, once released).
-                logger.warning("fresh deliveries left to the poller: %s", exc)
-                await self._release(batch)
+        """Make a batch, then the next while the one before is written down (one behind at
+        most: the next batch need not wait for a commit)."""
+        settling: asyncio.Task[None] | None = None
+        try:
+            while True:
+                batch = [await queue.get()]
+                while not queue.empty() and len(batch) < BATCH:
+                    batch.append(queue.get_nowait())
+                cutoff = time.monotonic() - self._stale_s
+                batch = [a for a in batch if a.handed_at > cutoff]
+                try:
+                    granted = await self._granted_now({a.grant_id for a in batch})
+                    await self._make(batch, granted)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    await self._left_to_poller(batch, exc)
+                    continue
+                if settling is not None:
+                    await settling
+                settling = asyncio.create_task(self._settle_fresh(batch))
+        finally:
+            if settling is not None:
+                settling.cancel()
+
+    async def _settle_fresh(self, batch: Sequence[Attempt]) -> None:
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                await self._settle(session, batch)
+        except Exception as exc:
+            await self._left_to_poller(batch, exc)
+
+    async def _left_to_poller(self, batch: Sequence[Attempt], exc: Exception) -> None:
+        # Nothing is lost: the rows are pending and the poller takes them when their lease
+        # runs out (or sooner, once released).
+        logger.warning("fresh deliveries left to the poller: %s", exc)
+        await self._release(batch)
 
     async def _granted_now(self, grant_ids: set[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these grants are granted, as of at most ``GRANTS_FRESH_S`` ago."""
@@ -205,15 +224,20 @@ class Dispatcher:
         await self.kafka.send([(a.department, a.value) for a in live if a.mode == "kafka"])
         hooks = [a for a in live if a.mode == "webhook"]
 
-        async def post(attempt: Attempt) -> None:
-            if attempt.url is None:
-                attempt.error = "the grant has no webhook URL"
-            else:
+        waiting = iter(hooks)
+
+        async def post() -> None:
+            # As many posters as a receiver takes connections, each taking the next delivery:
+            # no task, and no wait for a connection, per delivery.
+            for attempt in waiting:
+                if attempt.url is None:
+                    attempt.error = "the grant has no webhook URL"
+                    continue
                 attempt.error = await self.webhooks.post(
                     attempt.department, attempt.url, attempt.value["id"], attempt.text.encode()
                 )
 
-        await asyncio.gather(*(post(a) for a in hooks))
+        await asyncio.gather(*(post() for _ in range(min(len(hooks), WEBHOOK_CONCURRENCY))))
         now = datetime.now(UTC)
         metrics = self.exchange.metrics
         for attempt in live:

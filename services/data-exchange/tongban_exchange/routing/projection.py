@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -67,14 +68,15 @@ def _granted(data: dict[str, Any], grant: Grant) -> dict[str, Any]:
     return {name: data[name] for name in grant.fields if name in data}
 
 
-def _parts(path: str) -> list[str]:
-    return path.strip("/").split("/")
+@functools.cache
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(path.strip("/").split("/"))
 
 
 _DROP = object()  # a personal value no pseudonym could be made for
 
 
-def _replaced(node: Any, parts: list[str], named: dict[str, str | None]) -> Any:
+def _replaced(node: Any, parts: Sequence[str], named: dict[str, str | None]) -> Any:
     """``node`` with the personal values at ``parts`` replaced by ``named``: the containers on
     the way are copied, everything else is shared with the event (which stays as it was)."""
     part, rest = parts[0], parts[1:]
@@ -94,7 +96,7 @@ def _replaced(node: Any, parts: list[str], named: dict[str, str | None]) -> Any:
     return copy
 
 
-def _child(node: Any, rest: list[str], named: dict[str, str | None]) -> Any:
+def _child(node: Any, rest: Sequence[str], named: dict[str, str | None]) -> Any:
     if rest:
         return _replaced(node, rest, named)
     if isinstance(node, str) and node in named:  # not: a pseudonym an earlier path made
