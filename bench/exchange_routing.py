@@ -4,8 +4,9 @@ A publisher process writes ``business.registered`` events to ``registration.even
 steady rate. Data-exchange (this process, served on a real port, consumers and dispatcher
 running) routes each one to three grants: tax by its Kafka topic, social security by a signed
 webhook to a real HTTP receiver, statistics by long-poll pull. A sink process receives all
-three and stamps each event id on arrival. Reported: sustained routing rate (events fully
-delivered to all three per second), and publish -> delivered latency per mode (p50/p95/p99).
+three and stamps each event id on arrival. Reported: the routing rate (events delivered to all
+three per second while publishing, and from the first publish to the last delivery), and
+publish -> delivered latency per mode (p50/p95/p99).
 
     .venv/bin/python bench/exchange_routing.py                  # ~1 min at defaults
     .venv/bin/python bench/exchange_routing.py --rate 500 --seconds 20
@@ -340,15 +341,21 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
     ok = True
     complete = [i for i in sent if all(i in received[m] for m in MODES)]
     if complete:
-        last = max(max(received[m][i] for m in MODES) for i in complete)
-        rate_done = len(complete) / (last - first)
+        done = sorted(max(received[m][i] for m in MODES) for i in complete)
+        last = done[-1]
+        # Steady state: events completed (arrived in all three modes) per second from the
+        # first second of publishing to the last event published. Keeping up, it is the
+        # offered rate; falling behind, less. The whole-run figure also counts the drain.
+        start, end = first + 1.0, max(sent.values())
+        steady = sum(1 for t in done if start <= t <= end) / (end - start)
         rows.append(
             (
                 "routed to all three",
-                f"{len(complete):,} events, {rate_done:,.0f} events/s sustained",
+                f"{len(complete):,} events; {steady:,.0f} events/s while publishing, "
+                f"{len(complete) / (last - first):,.0f}/s first publish -> last delivery",
             )
         )
-        ok &= rate_done >= 2000 and len(complete) == len(sent)
+        ok &= steady >= 2000 and len(complete) == len(sent)
     for mode in MODES:
         latencies = sorted(received[mode][i] - sent[i] for i in sent if i in received[mode])
         lost = len(sent) - len(latencies)
