@@ -14,6 +14,7 @@ from tongban_exchange.catalogue import service as catalogue
 from tongban_exchange.catalogue.endpoints import router as catalogue_router
 from tongban_exchange.delivery.dispatcher import Dispatcher
 from tongban_exchange.delivery.endpoints import router as deliveries_router
+from tongban_exchange.delivery.wakeups import PullWakeups
 from tongban_exchange.grants.endpoints import router as grants_router
 from tongban_exchange.log.checkpoints import Checkpointer
 from tongban_exchange.log.endpoints import router as log_router
@@ -44,14 +45,16 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
         exchange.state = app.state
         async with app.state.sessionmaker() as session, session.begin():
             await catalogue.seed(session)
-        tasks: list[asyncio.Task[None]] = []
+        # Long polls are served whether or not workers run here: every process listens.
+        wakeups = app.state.pull_wakeups = PullWakeups(settings.database_url, exchange.pulls)
+        tasks = [asyncio.create_task(wakeups.run(), name="exchange-pull-wakeups")]
         async with httpx.AsyncClient(timeout=10.0) as http:
             exchange.http = http
             routing = RoutingConsumer(exchange, app.state.sessionmaker, app.state.metrics)
             if settings.run_workers:
                 dispatcher = Dispatcher(exchange, app.state.sessionmaker)
                 checkpointer = Checkpointer(exchange, app.state.sessionmaker)
-                tasks = [
+                tasks += [
                     asyncio.create_task(routing.run(), name="exchange-routing"),
                     asyncio.create_task(dispatcher.run(), name="exchange-dispatcher"),
                     asyncio.create_task(checkpointer.run(), name="exchange-checkpoints"),
@@ -74,8 +77,7 @@ def create_app(settings: ExchangeSettings | None = None) -> FastAPI:
                 routing.stop()
                 for task in tasks:
                     task.cancel()
-                if tasks:
-                    await asyncio.wait(tasks, timeout=10)
+                await asyncio.wait(tasks, timeout=10)
                 if link is not None:
                     await link.replays.aclose()
 

@@ -1,8 +1,9 @@
-"""Wakes a department's waiting long polls when pull deliveries for it commit in this process.
+"""Wakes a department's waiting long polls when pull deliveries for it commit.
 
 A long poll takes the department's bell *before* it reads, so a commit that lands between its
-read and its wait still wakes it. Deliveries committed by another replica are seen by the poll's
-fallback interval (``pull`` in ``delivery.endpoints``).
+read and its wait still wakes it. The process that commits rings at once; every other replica
+rings when PostgreSQL's notification reaches it (``delivery.wakeups``), and a poll that no
+ring reaches still reads again after a while (``pull`` in ``delivery.endpoints``).
 """
 
 from __future__ import annotations
@@ -27,3 +28,9 @@ class Doorbell:
             bell = self._bells.pop(department, None)
             if bell is not None:
                 bell.set()
+
+    def ring_all(self) -> None:
+        """Wake every waiting poll, to read again (after rings may have been missed)."""
+        bells, self._bells = self._bells, {}
+        for bell in bells.values():
+            bell.set()

@@ -20,8 +20,11 @@ from tongban_kit.errors import Conflict, NotFound
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 Receiver = Annotated[AccessClaims, Depends(require(SUBSCRIBE_SCOPE, principals=("department",)))]
 MAX_PAGE = 500
-#: How soon a long poll sees deliveries another replica made (this process's ring at once).
-POLL_S = 0.25
+#: How often a waiting long poll reads again unrung. Commits ring it at once on every replica
+#: (``delivery.wakeups``); this only bounds the wait while a replica's listening connection is
+#: down. Each read costs ~0.6 ms of this process's CPU: 40 idle polls took 11% of a core at
+#: 0.25 s, 4% at 1 s.
+POLL_S = 1.0
 
 
 class PullPage(BaseModel):

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from tongban_exchange.delivery import wakeups
 from tongban_exchange.delivery.attempt import Attempt
 from tongban_exchange.log import chain
 from tongban_exchange.models import Dataset, DatasetEvent, Delivery, Grant
@@ -214,6 +215,10 @@ async def write(session: AsyncSession, plan: Plan) -> None:
             orm_event.listen(
                 session.sync_session, "after_commit", partial(_committed, plan), once=True
             )
+        # Every replica's long polls of these departments wake when this transaction commits.
+        await wakeups.notify(
+            session, (d["department"] for d in plan.deliveries if d["mode"] == "pull")
+        )
     await national.enqueue(session, plan.forwards)
     await chain.append(session, *plan.log)
 
