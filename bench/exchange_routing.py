@@ -10,6 +10,12 @@ publish -> delivered latency per mode (p50/p95/p99).
 
     .venv/bin/python bench/exchange_routing.py                  # ~1 min at defaults
     .venv/bin/python bench/exchange_routing.py --rate 500 --seconds 20
+    .venv/bin/python bench/exchange_routing.py --replicas 2       # two data-exchange processes
+
+``--replicas N`` runs N data-exchange processes on the same database and broker (this one and
+N - 1 children), whose routing consumers share ``registration.events`` (created here with a
+partition count N divides); the pull sink long-polls the first only, so the others' pull
+deliveries reach it by PostgreSQL notification. CPU is reported per replica.
 
 Every process runs on uvloop, as uvicorn runs the services (``--loop auto``, uvloop installed).
 
@@ -40,11 +46,16 @@ from _common import (
     print_block,
     quiet_logs,
 )
+from _exchange_replicas import (
+    Replicas,
+    create_routing_topic,
+    exchange_settings,
+    replicas_cpu_rows,
+)
 from sqlalchemy.engine import make_url
 
 from tongban_exchange.catalogue.asyncapi import delivery_topic
 from tongban_exchange.main import create_app
-from tongban_exchange.settings import ExchangeSettings
 from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.db.migrations import ensure_database, upgrade
 from tongban_kit.events import CloudEvent
@@ -254,7 +265,7 @@ async def _receive(conn: Connection) -> Any:
     return conn.recv()
 
 
-async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
+async def run(infra: Infra, rate: int, seconds: float, grace: float, replicas: int) -> int:
     from tongban_kit.infra import free_port
 
     database = await _exchange_database(infra)
@@ -266,9 +277,9 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
             jwks_url=issuer.jwks_url,
             log_level="WARNING",
         )
-        settings = ExchangeSettings(database_url=database, node=node, database_pool_size=20)
+        partitions = await create_routing_topic(node, replicas)
         hook_port = free_port()
-        async with serving_app(create_app(settings)) as base_url:
+        async with serving_app(create_app(exchange_settings(node, database))) as base_url:
             async with httpx.AsyncClient(base_url=base_url) as client:
                 for code, delivery in (
                     ("tax", {"mode": "kafka"}),
@@ -290,6 +301,10 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
                         headers={"Authorization": f"Bearer {_department_token(issuer, code)}"},
                     )
                     response.raise_for_status()
+            others = Replicas(node, database, replicas - 1)
+            await others.start()
+            if replicas > 1:
+                print(f"[run] {replicas} replicas share {partitions} partitions", flush=True)
             sink_parent, sink_child = MP.Pipe()
             sink = MP.Process(
                 target=_sink_main,
@@ -316,9 +331,10 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
             assert await _receive(sink_parent) == "warm"
             print("[run] warm-up events delivered in all three modes", flush=True)
             labels = {
-                os.getpid(): "data-exchange",
+                os.getpid(): "data-exchange" if replicas == 1 else "data-exchange 1",
                 sink.pid or 0: "departments",
                 publisher.pid or 0: "publisher",
+                **others.labels(),
             }
             cpu_before = cpu_seconds(labels)
             pub_parent.send("go")
@@ -330,6 +346,7 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
             sink_parent.send("exit")
             sink.join(10)
             publisher.join(10)
+            others.stop()
 
     first = min(sent.values())
     rows: list[tuple[str, str]] = [
@@ -369,6 +386,7 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float) -> int:
         ok &= p95 <= 500 and lost == 0
     rows.append(("targets", "met" if ok else "NOT met (>= 2,000 events/s, p95 <= 500 ms)"))
     rows += cpu_rows(cpu_before, cpu_after, len(sent), "event")
+    rows += replicas_cpu_rows(cpu_before, cpu_after, len(sent))
     print_block("data-exchange routing: registration.events -> kafka + webhook + pull", rows)
     print_block("machine", machine_facts(infra))
     return 0 if ok else 1
@@ -379,12 +397,15 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=2000, help="events/s offered")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--grace", type=float, default=60.0, help="wait for stragglers")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="data-exchange processes sharing the routing"
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--bootstrap-servers")
     args = parser.parse_args()
     quiet_logs()
     with infrastructure(args.database_url, args.bootstrap_servers) as infra:
-        return uvloop.run(run(infra, args.rate, args.seconds, args.grace))
+        return uvloop.run(run(infra, args.rate, args.seconds, args.grace, args.replicas))
 
 
 if __name__ == "__main__":
