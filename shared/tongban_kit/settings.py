@@ -139,6 +139,12 @@ class NodeSettings(BaseSettings):
             self.token_audience = f"tongban:{self.node_code}"
         return self
 
+    gc_freeze: bool = Field(
+        default=True,
+        description="Once a service has started, move what it holds into the garbage "
+        "collector's permanent generation (`gc.freeze`), so full collections stop scanning it. "
+        "The test suite turns it off (its processes start hundreds of apps).",
+    )
     log_level: str = Field(default="INFO", description="Python log level name.")
     log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
     max_body_bytes: int = Field(

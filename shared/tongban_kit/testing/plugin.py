@@ -148,4 +148,8 @@ def make_database(tongban_postgres_url: str) -> MakeDatabase:
 
 
 def pytest_configure(config: Any) -> None:
+    # A test process starts hundreds of apps: freezing at each start would keep every earlier
+    # app's cycles for good (``NodeSettings.gc_freeze``). Node processes started by tests
+    # inherit this.
+    os.environ.setdefault("TONGBAN_GC_FREEZE", "false")
     config.addinivalue_line("markers", "embedded_broker: needs a broker the tests can restart")
