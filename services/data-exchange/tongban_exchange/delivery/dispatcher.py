@@ -112,8 +112,8 @@ class Dispatcher:
                     await settling
                 settling = asyncio.create_task(self._settle_fresh(batch))
         finally:
-            if settling is not None:
-                settling.cancel()
+            if settling is not None:  # write down what was made (else it is made again)
+                await asyncio.wait([settling], timeout=5)
 
     async def _settle_fresh(self, batch: Sequence[Attempt]) -> None:
         try:
