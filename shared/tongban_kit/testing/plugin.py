@@ -109,15 +109,14 @@ def token_issuer() -> Iterator[LocalIssuer]:
         yield issuer
 
 
-@pytest.fixture
-def node_settings(tongban_broker: BrokerHandle, token_issuer: LocalIssuer) -> NodeSettings:
-    """Node settings on the session broker, with a topic namespace of the test's own, trusting
-    the ``token_issuer`` fixture's tokens."""
+def node_settings_for(broker: BrokerHandle, issuer: LocalIssuer) -> NodeSettings:
+    """Node settings on ``broker``, with a topic namespace of their own, trusting ``issuer``'s
+    tokens: what ``node_settings`` gives each test, for a fixture shared by a module."""
     return NodeSettings(
-        token_issuer=token_issuer.issuer,
-        token_audience=token_issuer.audience,
-        jwks_url=token_issuer.jwks_url,
-        kafka_bootstrap_servers=tongban_broker.bootstrap_servers,
+        token_issuer=issuer.issuer,
+        token_audience=issuer.audience,
+        jwks_url=issuer.jwks_url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
         kafka_namespace=f"t{uuid.uuid4().hex[:12]}",
         log_format="text",
         kafka_session_timeout_ms=2_000,  # the embedded broker holds a join for half of this
@@ -125,12 +124,20 @@ def node_settings(tongban_broker: BrokerHandle, token_issuer: LocalIssuer) -> No
     )
 
 
+@pytest.fixture
+def node_settings(tongban_broker: BrokerHandle, token_issuer: LocalIssuer) -> NodeSettings:
+    """Node settings on the session broker, with a topic namespace of the test's own, trusting
+    the ``token_issuer`` fixture's tokens."""
+    return node_settings_for(tongban_broker, token_issuer)
+
+
 MakeDatabase = Callable[[str | None], Awaitable[str]]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_database(tongban_postgres_url: str) -> MakeDatabase:
-    """``await make_database("pkg:migrations")``: a fresh database, migrated; returns its URL."""
+    """``await make_database("pkg:migrations")``: a fresh database, migrated; returns its URL.
+    Session-wide, so a fixture shared by a module can make one too."""
 
     async def make(migrations: str | None) -> str:
         name = f"t_{uuid.uuid4().hex[:16]}"
