@@ -50,6 +50,12 @@ class BrokerHandle:
         self.embedded.start()
 
 
+# The session's server is thrown away with its data: skip the flushes that make data survive
+# a crash ("Non-Durable Settings" in the PostgreSQL manual). Stopping it after a few hundred
+# test databases then takes a fraction of a second instead of 10-20 s of shutdown checkpoint.
+_DISPOSABLE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
 def _docker_wanted() -> bool:
     return os.environ.get("TONGBAN_TEST_DOCKER") == "1"
 
@@ -70,7 +76,9 @@ def tongban_postgres_url() -> Iterator[str]:
     # Not under pytest's tmp dir: a concurrent pytest session may reset it to mode 0700, and
     # PostgreSQL runs as another user when the tests run as root.
     data_dir = Path(tempfile.mkdtemp(prefix="tongban-pg-"))
-    server = EmbeddedPostgres(data_dir / "data", port=free_port(), log_path=data_dir / "log")
+    server = EmbeddedPostgres(
+        data_dir / "data", port=free_port(), log_path=data_dir / "log", options=_DISPOSABLE
+    )
     server.start()
     try:
         yield server.url
