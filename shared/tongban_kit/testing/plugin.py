@@ -84,7 +84,16 @@ def tongban_postgres_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        _remove_later(data_dir)
+
+
+def _remove_later(path: Path) -> None:
+    """Delete ``path`` in a process of its own that outlives the session: a few hundred test
+    databases are some 100,000 files, 10 s and more to delete, and nothing waits for them."""
+    try:
+        os.posix_spawnp("rm", ["rm", "-rf", str(path)], os.environ, setsid=True)
+    except (AttributeError, OSError):  # no posix_spawn (Windows) or no rm
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
