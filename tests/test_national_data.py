@@ -42,6 +42,7 @@ from tongban_kit.identifiers import generate_uscc
 from tongban_kit.infra import free_port
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import eventually, publish_events, running_app, serving_app
+from tongban_kit.testing.plugin import BrokerHandle, node_settings_for
 
 REGIONS = ("440300", "310000")
 
@@ -93,16 +94,17 @@ class Central:
         return f"{self.identity_url}/.well-known/tongban-directory.jwt"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def central_identity(
-    make_database: Any, node_settings: NodeSettings
+    make_database: Any, tongban_broker: BrokerHandle, token_issuer: LocalIssuer
 ) -> AsyncIterator[Central]:
-    """Central's identity, serving the signed directory both regional nodes enrolled in."""
+    """Central's identity, serving the signed directory both regional nodes enrolled in; one
+    for the module (the enrolments are commands of seconds each), which the tests only read."""
     database = await make_database("tongban_identity:migrations")
     gateway_port = free_port()
     settings = IdentitySettings(
         database_url=database,
-        node=node_of(node_settings, CENTRAL_NODE),
+        node=node_of(node_settings_for(tongban_broker, token_issuer), CENTRAL_NODE),
         run_workers=False,
         node_name="中央",
         gateway_url=f"http://127.0.0.1:{gateway_port}",

@@ -8,8 +8,9 @@ import pytest
 from kit_app import KitService, new_title, notes, outbox
 from sqlalchemy import select, update
 
-from tongban_kit.outbox import replay_from
-from tongban_kit.testing import EventProbe
+from tongban_kit.observability.metrics import ServiceMetrics
+from tongban_kit.outbox import OutboxRelay, replay_from
+from tongban_kit.testing import EventProbe, eventually
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -52,6 +53,31 @@ async def test_a_write_that_fails_on_a_constraint_produces_no_event(
     async with EventProbe(kit_service.node, "testkit.events") as probe:
         events = await probe.collect(lambda seen: len(seen) >= 2, timeout=3.0)
     assert len(events) == 1
+
+
+async def test_a_relay_asked_to_stop_returns_without_being_cancelled(
+    kit_service: KitService,
+) -> None:
+    """Services stop their relay, then cancel it: on Python 3.11 a cancellation can be lost
+    inside ``asyncio.wait_for``, and a relay left polling held each shutdown for 15 s."""
+    relay = OutboxRelay(
+        engine=kit_service.engine,
+        node=kit_service.node,
+        metrics=ServiceMetrics(),
+        client_id="stopping-relay",
+    )
+    running = asyncio.create_task(relay.run())
+
+    async def connected() -> bool:
+        return relay.connected
+
+    await eventually(connected)
+    relay.stop()
+    done, _ = await asyncio.wait([running], timeout=2.0)
+    running.cancel()  # leaves no relay behind if it did not stop
+
+    assert done == {running}
+    assert not relay.connected
 
 
 @pytest.mark.embedded_broker

@@ -251,6 +251,7 @@ async def _workers(
     try:
         yield
     finally:
+        relay.stop()
         for consumer in consumers:
             consumer.stop()
         for task in tasks:

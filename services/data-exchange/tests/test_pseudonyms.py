@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,11 @@ from tongban_identity.main import create_app as create_identity
 from tongban_identity.sessions.testing import fast_hasher, resident_id
 from tongban_identity.settings import IdentitySettings
 from tongban_kit.auth.client import generate_service_key
+from tongban_kit.auth.testing import LocalIssuer
 from tongban_kit.events import CloudEvent
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import publish_events, running_app, serving_app
+from tongban_kit.testing.plugin import BrokerHandle, node_settings_for
 
 
 def _identity_command(database: str, *args: str) -> str:
@@ -69,6 +72,20 @@ class CountingRequests:
 
 
 @dataclass
+class Identity:
+    """A real identity, served, where two departments (tax, social-security) and data-exchange's
+    service account are enrolled; it records the path of every request in ``paths``."""
+
+    url: str
+    database: str
+    jwks_file: Path
+    client_id: str
+    key_file: Path
+    paths: list[str]
+    outage: list[int]
+
+
+@dataclass
 class Linked:
     client: httpx.AsyncClient
     app: FastAPI
@@ -78,20 +95,21 @@ class Linked:
     outage: list[int]
 
 
-@pytest.fixture
-async def exchange_with_identity(linked: Linked) -> httpx.AsyncClient:
-    return linked.client
-
-
-@pytest.fixture
-async def linked(
-    make_database, node_settings: NodeSettings, database: str, tmp_path: Path
-) -> AsyncIterator[Linked]:  # type: ignore[no-untyped-def]
-    """Data-exchange enrolled at a real identity, where two departments are enrolled."""
+@pytest.fixture(scope="module")
+async def identity(  # type: ignore[no-untyped-def]
+    make_database,
+    tongban_broker: BrokerHandle,
+    token_issuer: LocalIssuer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Identity]:
+    """One identity for the module's tests: its migrations and three enrolment commands take
+    seconds. Identity keeps no pseudonym of people it does not know, so the tests share it; a
+    test that enrols a department there names one of its own."""
     identity_db: str = await make_database("tongban_identity:migrations")
+    keys = tmp_path_factory.mktemp("pseudonym-keys")
     key = ec.generate_private_key(ec.SECP256R1())
     jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1", "use": "sig"}
-    jwks_file = tmp_path / "jwks.json"
+    jwks_file = keys / "jwks.json"
     jwks_file.write_text(json.dumps({"keys": [jwk]}))
     for code in ("tax", "social-security"):
         _identity_command(
@@ -99,31 +117,51 @@ async def linked(
             *("create", "--code", code, "--name", code, "--scopes", "exchange:subscribe"),
             *("--jwks-file", str(jwks_file)),
         )
-    key_file = tmp_path / "exchange.pem"
+    key_file = keys / "exchange.pem"
     generate_service_key(key_file)
     client_id = _identity_command(
         identity_db,
         *("service-account", "--service", "exchange"),
         *("--scopes", "identity:pairwise:derive", "--key-file", str(key_file)),
     )
-    identity = create_identity(
-        IdentitySettings(database_url=identity_db, node=node_settings, run_workers=False)
-    )
-    identity.state.password_hasher = fast_hasher()
+    node = node_settings_for(tongban_broker, token_issuer)
+    app = create_identity(IdentitySettings(database_url=identity_db, node=node, run_workers=False))
+    app.state.password_hasher = fast_hasher()
     paths: list[str] = []
     outage: list[int] = []
-    identity.add_middleware(CountingRequests, paths=paths, outage=outage)
-    async with serving_app(identity) as identity_url:
-        settings = ExchangeSettings(
-            database_url=database,
-            # Identity makes pseudonyms; department tokens still come from the test issuer.
-            node=node_settings.model_copy(update={"identity_url": identity_url}),
-            client_id=client_id,
-            client_key_file=key_file,
-        )
-        app = create_app(settings)
+    app.add_middleware(CountingRequests, paths=paths, outage=outage)
+    async with serving_app(app) as url:
+        yield Identity(url, identity_db, jwks_file, client_id, key_file, paths, outage)
+
+
+@pytest.fixture
+async def exchange_with_identity(linked: Linked) -> httpx.AsyncClient:
+    return linked.client
+
+
+@pytest.fixture
+async def linked(
+    identity: Identity, node_settings: NodeSettings, database: str
+) -> AsyncIterator[Linked]:
+    """A fresh data-exchange enrolled at the module's identity, which has answered nothing yet
+    and has no outage."""
+    identity.paths.clear()
+    identity.outage.clear()
+    settings = ExchangeSettings(
+        database_url=database,
+        # Identity makes pseudonyms; department tokens still come from the test issuer.
+        node=node_settings.model_copy(update={"identity_url": identity.url}),
+        client_id=identity.client_id,
+        client_key_file=identity.key_file,
+    )
+    app = create_app(settings)
+    try:
         async with running_app(app) as client:
-            yield Linked(client, app, paths, identity_db, jwks_file, outage)
+            yield Linked(
+                client, app, identity.paths, identity.database, identity.jwks_file, identity.outage
+            )
+    finally:
+        identity.outage.clear()  # a failed test leaves no outage to the next
 
 
 async def test_each_department_gets_its_own_pseudonym_from_identity(
@@ -225,7 +263,8 @@ async def test_a_department_enrolled_at_identity_later_soon_gets_pseudonyms(
 ) -> None:
     client, exchange = linked.client, linked.app.state.exchange
     pseudonyms = exchange.extra["pseudonyms"]
-    for department in ("tax", "health"):  # identity has never heard of health
+    health = f"health-{uuid.uuid4().hex[:8]}"  # identity is shared: a code no test enrolled
+    for department in ("tax", health):  # identity has never heard of health
         await grant(client, as_department(department), fields=["legal_representative"])
     numbers = [resident_id(200 + n) for n in range(3)]
 
@@ -244,30 +283,30 @@ async def test_a_department_enrolled_at_identity_later_soon_gets_pseudonyms(
 
     linked.identity_paths.clear()
     await route_batch(linked, batch())
-    first, after = await seen("health", 0)
+    first, after = await seen(health, 0)
     assert pairwise_requests(linked) == [PAIRWISE_BATCH_PATH]
     assert first == [{"name": "法人"}] * 3  # withheld, never the number
 
     _identity_command(
         linked.identity_db,
-        *("create", "--code", "health", "--name", "health", "--scopes", "exchange:subscribe"),
+        *("create", "--code", health, "--name", health, "--scopes", "exchange:subscribe"),
         *("--jwks-file", str(linked.jwks_file)),
     )
     linked.identity_paths.clear()
     await route_batch(linked, batch())  # withheld a little while yet: nobody asked
-    second, after = await seen("health", after)
+    second, after = await seen(health, after)
     assert pairwise_requests(linked) == []
     assert second == [{"name": "法人"}] * 3
 
     pseudonyms.withheld_seconds = 0.0  # as if that while had passed
     await route_batch(linked, batch())
-    third, _ = await seen("health", after)
+    third, _ = await seen(health, after)
     assert pairwise_requests(linked) == [PAIRWISE_BATCH_PATH]
     headers = await exchange.identity_headers()
     for number, shown in zip(numbers, third, strict=True):
         single = await exchange.http.post(
             exchange.identity_url() + PAIRWISE_PATH,
-            json={"department": "health", "resident_id": number},
+            json={"department": health, "resident_id": number},
             headers=headers,
         )
         assert shown["resident_id"] == single.json()["pseudonym"]

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import IO, Any, Self
@@ -81,17 +82,25 @@ class EmbeddedPostgres:
     SIGINT (fast shutdown) if the parent dies. Connections use trust auth as user ``postgres``.
     As root, the server runs as the system user ``embedded_postgres`` (created if missing), which
     owns the data directory. Server output is appended to ``log_path``, or kept in an anonymous
-    temporary file; either way its tail is quoted when startup fails.
+    temporary file; either way its tail is quoted when startup fails. ``options`` are server
+    settings (``-c name=value``) on top of the defaults.
     """
 
     def __init__(
-        self, data_dir: Path, *, port: int, host: str = "127.0.0.1", log_path: Path | None = None
+        self,
+        data_dir: Path,
+        *,
+        port: int,
+        host: str = "127.0.0.1",
+        log_path: Path | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> None:
         # Absolute and symlink-free: it is compared with the cwd of running servers.
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.host = host
         self.log_path = log_path
+        self.options = {**_SERVER_OPTIONS, **(options or {})}
         self._proc: subprocess.Popen[bytes] | None = None
         self._sink: IO[bytes] | None = None
         self._account: tuple[int, int] | None = None
@@ -282,7 +291,7 @@ class EmbeddedPostgres:
             "-c",
             f"listen_addresses={self.host}",
         ]
-        for name, value in _SERVER_OPTIONS.items():
+        for name, value in self.options.items():
             cmd += ["-c", f"{name}={value}"]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ _PURGE = text(
 
 
 class OutboxRelay:
-    """Publishes one service's outbox. ``run`` loops until cancelled."""
+    """Publishes one service's outbox. ``run`` loops until stopped (``stop``) or cancelled."""
 
     def __init__(
         self,
@@ -84,6 +84,7 @@ class OutboxRelay:
         self.client_id = client_id
         self.purge_every_s = purge_every_s
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._admin: TopicAdmin | None = None
         self._reader: AIOKafkaConsumer | None = None  # no group: reads back what we published
@@ -93,11 +94,18 @@ class OutboxRelay:
         self._listener: Any = None
         self.connected = False
 
+    def stop(self) -> None:
+        """Ask ``run`` to return, at once if it sleeps. Cancelling alone is not enough: on
+        Python 3.11 ``asyncio.wait_for`` swallows a cancellation that lands as the call it
+        awaits completes (fixed in 3.12), and the relay would go on polling."""
+        self._stopping.set()
+        self._wake.set()
+
     async def run(self) -> None:
         backoff = 0.1
         last_purge = 0.0
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     await self._ensure_listener()
                     producer = await self._ensure_producer()
