@@ -4,6 +4,7 @@ yet, whose pseudonym stays the same once they sign up. Never for a department's 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import event
 
 from tongban_identity.departments.testing import enrol_client
 from tongban_identity.sessions.testing import SignInDriver, resident_id, running_identity
@@ -230,3 +232,95 @@ async def test_a_batch_refuses_department_tokens_and_bad_input_as_a_problem(
     most = await derive_many(identity, one * 500)
     assert most.status_code == 200
     assert len({answer["pseudonym"] for answer in most.json()["pseudonyms"]}) == 1
+
+
+def mixed_batch(registered: list[str], newcomers: list[str], department: str) -> list[Any]:
+    """Registered and unregistered residents, a department never enrolled, repeated pairs."""
+    pairs = [(department, number) for number in registered + newcomers]
+    pairs += [("health", number) for number in registered[:2]] + pairs[:3]
+    return [{"department": d, "resident_id": number} for d, number in pairs]
+
+
+async def test_a_batch_costs_the_same_statements_for_ten_items_as_for_two_hundred(
+    identity: SignInDriver,
+) -> None:
+    registered = [resident_id(n) for n in range(10, 30)]
+    for number in registered:
+        await identity.sign_up(number)
+    newcomers = [resident_id(n) for n in range(100, 275)]
+    headers = await bearer(identity, DERIVE)
+    statements: list[str] = []
+
+    def counted(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async def cost(items: list[Any]) -> int:
+        statements.clear()
+        response = await derive_many(identity, items, headers)
+        assert response.status_code == 200, response.text
+        return len(statements)
+
+    event.listen(identity.app.state.engine.sync_engine, "before_cursor_execute", counted)
+    try:
+        small = mixed_batch(registered[:3], newcomers[:2], "tax")
+        large = mixed_batch(registered, newcomers, "social-security")
+        first = (await cost(small), await cost(large))  # pseudonyms stored on first use
+        again = (await cost(small), await cost(large))
+    finally:
+        event.remove(identity.app.state.engine.sync_engine, "before_cursor_execute", counted)
+
+    assert (len(small), len(large)) == (10, 200)
+    assert first[0] == first[1] <= 4
+    assert again[0] == again[1] <= first[0]
+    assert await identity.count("pairwise_subjects") == 3 + 20
+
+
+async def test_a_batch_agrees_with_single_answers_and_stores_what_they_would(
+    identity: SignInDriver,
+) -> None:
+    registered = [resident_id(n) for n in range(10, 16)]
+    person_ids = [await identity.sign_up(number) for number in registered]
+    newcomers = [resident_id(n) for n in range(100, 104)]
+    # Stored under an earlier key: the stored pseudonym outlives the derivation.
+    [(earlier,)] = await identity.sql(
+        "INSERT INTO pairwise_subjects (department, person_id, pseudonym)"
+        " VALUES ('tax', :person, :pseudonym) RETURNING pseudonym",
+        person=uuid.UUID(person_ids[0]),
+        pseudonym="a" * 32,
+    )
+    items = mixed_batch(registered, newcomers, "tax") + mixed_batch(
+        registered[::-1], newcomers, "social-security"
+    )
+
+    batch = await derive_many(identity, items)
+
+    assert batch.status_code == 200, batch.text
+    answers = batch.json()["pseudonyms"]
+    assert [a["department"] for a in answers] == [item["department"] for item in items]
+    assert answers[0]["pseudonym"] == earlier
+    for item, answer in zip(items, answers, strict=True):
+        single = await derive(identity, item["department"], item["resident_id"])
+        expected = None if single.status_code == 404 else single.json()["pseudonym"]
+        assert answer["pseudonym"] == expected, item["department"]
+    for person_id, number in zip(person_ids, registered, strict=True):
+        for department in ("tax", "social-security"):
+            by_batch = answers[items.index({"department": department, "resident_id": number})]
+            assert by_batch["pseudonym"] == await seen_by(identity, person_id, department)
+    assert await identity.count("pairwise_subjects") == 2 * len(registered)
+
+
+async def test_concurrent_batches_storing_the_same_pairs_agree(identity: SignInDriver) -> None:
+    registered = [resident_id(n) for n in range(10, 40)]
+    for number in registered:
+        await identity.sign_up(number)
+    items = [{"department": "tax", "resident_id": number} for number in registered]
+    headers = await bearer(identity, DERIVE)
+
+    answers = await asyncio.gather(
+        derive_many(identity, items, headers), derive_many(identity, items[::-1], headers)
+    )
+
+    assert [response.status_code for response in answers] == [200, 200]
+    forward, backward = (response.json()["pseudonyms"] for response in answers)
+    assert forward == backward[::-1]
+    assert await identity.count("pairwise_subjects") == len(registered)

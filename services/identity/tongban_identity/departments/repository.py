@@ -3,12 +3,12 @@ reads the active signing key's kid, to save the token endpoint a round trip)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, literal_column, select, text, update
+from sqlalchemy import ARRAY, String, any_, bindparam, literal_column, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,10 +55,14 @@ async def disable(session: AsyncSession, client_id: str, *, at: datetime) -> Non
     )
 
 
-async def code_known(session: AsyncSession, code: str) -> bool:
-    """Whether any client, enabled or not, was ever enrolled for this department code."""
-    found = await session.scalar(select(exists().where(DepartmentClient.code == code)))
-    return bool(found)
+async def codes_known(session: AsyncSession, codes: Collection[str]) -> set[str]:
+    """Which of ``codes`` any client, enabled or not, was ever enrolled for: one statement
+    for any number of codes (one array parameter, so its text never changes)."""
+    named = bindparam("codes", list(codes), type_=ARRAY(String))
+    found = await session.scalars(
+        select(DepartmentClient.code).distinct().where(DepartmentClient.code == any_(named))
+    )
+    return set(found)
 
 
 @dataclass(frozen=True)

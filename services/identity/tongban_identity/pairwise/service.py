@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tongban_identity.departments import repository as departments_repository
-from tongban_identity.models import Person
 from tongban_identity.pairwise import repository
 from tongban_identity.pairwise.derivation import Pseudonyms
 from tongban_identity.persons import repository as persons_repository
 from tongban_identity.persons.protection import PersonalData
 from tongban_kit.errors import NotFound
+
+_NOT_ENROLLED = "no department {!r} is enrolled at this node"
 
 
 async def pseudonym_for(
@@ -30,32 +31,23 @@ async def pseudonym_for(
     pairs not yet stored would be derived under the new key). The department must have been
     enrolled at this node (enabled or not), the person must exist.
     """
-    stored = await repository.pseudonym_of(session, department=department, person_id=person_id)
-    if stored is not None:
-        return stored
+    pair = (department, person_id)
+    stored = await repository.pseudonyms_of(session, [pair])
+    if pair in stored:
+        return stored[pair]
     person = await persons_repository.get(session, person_id)
     if person is None:
         raise NotFound(f"no person {person_id}")
-    await _enrolled(session, department)
-    return await repository.keep(
-        session,
-        department=department,
-        person_id=person_id,
-        pseudonym=_derived(person, department, pseudonyms),
-    )
-
-
-def _derived(person: Person, department: str, pseudonyms: Pseudonyms) -> str:
+    if not await departments_repository.codes_known(session, [department]):
+        raise NotFound(_NOT_ENROLLED.format(department))
     if person.resident_id_index is None:
-        return pseudonyms.derive(department=department, person_id=person.id)
-    return pseudonyms.derive_for_resident(
-        department=department, resident_id_index=person.resident_id_index
-    )
-
-
-async def _enrolled(session: AsyncSession, department: str) -> None:
-    if not await departments_repository.code_known(session, department):
-        raise NotFound(f"no department {department!r} is enrolled at this node")
+        derived = pseudonyms.derive(department=department, person_id=person.id)
+    else:
+        derived = pseudonyms.derive_for_resident(
+            department=department, resident_id_index=person.resident_id_index
+        )
+    kept = await repository.keep(session, {pair: derived})
+    return kept[pair]
 
 
 async def pseudonym_for_resident(
@@ -76,14 +68,12 @@ async def pseudonym_for_resident(
     outlives a new key, an unregistered person's does not. Cannot be resolved back until the
     person is registered and the pseudonym stored.
     """
-    await _enrolled(session, department)
-    return await _pseudonym_for_resident(
-        session,
-        resident_id=resident_id,
-        department=department,
-        pseudonyms=pseudonyms,
-        personal_data=personal_data,
+    [pseudonym] = await pseudonyms_for_residents(
+        session, [(department, resident_id)], pseudonyms=pseudonyms, personal_data=personal_data
     )
+    if pseudonym is None:
+        raise NotFound(_NOT_ENROLLED.format(department))
+    return pseudonym
 
 
 async def pseudonyms_for_residents(
@@ -95,45 +85,42 @@ async def pseudonyms_for_residents(
 ) -> list[str | None]:
     """``pseudonym_for_resident`` for each ``(department, resident_id)``, in order; None where
     the department was never enrolled at this node (where the single answer is ``NotFound``).
-    Each department's enrolment is looked up once."""
-    enrolled = {
-        department
-        for department in dict.fromkeys(department for department, _ in items)
-        if await departments_repository.code_known(session, department)
+
+    At most four statements however many items (data-exchange asks once per routing batch,
+    inside its transaction): which departments are enrolled, which residents are registered
+    and what is stored for them, then storing the pseudonyms first handed out (reading back
+    any a concurrent caller stored first).
+    """
+    enrolled = await departments_repository.codes_known(
+        session, {department for department, _ in items}
+    )
+    indexes = {
+        resident_id: personal_data.resident_id_index(resident_id)
+        for department, resident_id in items
+        if department in enrolled
     }
-    answers: list[str | None] = []
-    for department, resident_id in items:
-        if department not in enrolled:
-            answers.append(None)
-            continue
-        answers.append(
-            await _pseudonym_for_resident(
-                session,
-                resident_id=resident_id,
-                department=department,
-                pseudonyms=pseudonyms,
-                personal_data=personal_data,
-            )
+    pairs = list(dict.fromkeys((d, indexes[r]) for d, r in items if d in enrolled))
+    registered = await repository.subjects_of_residents(session, pairs) if pairs else {}
+    stored = {pair: pseudonym for pair, (_, pseudonym) in registered.items() if pseudonym}
+    # From the blind index, registered or not: what ``pseudonym_for`` derives for a person
+    # with a resident ID, so the two paths agree before anything is stored.
+    derived = {
+        (department, index): pseudonyms.derive_for_resident(
+            department=department, resident_id_index=index
         )
-    return answers
-
-
-async def _pseudonym_for_resident(
-    session: AsyncSession,
-    *,
-    resident_id: str,
-    department: str,
-    pseudonyms: Pseudonyms,
-    personal_data: PersonalData,
-) -> str:
-    """``pseudonym_for_resident`` for a department known to be enrolled."""
-    index = personal_data.resident_id_index(resident_id)
-    person = await persons_repository.by_resident_index(session, index)
-    if person is not None:
-        return await pseudonym_for(
-            session, person_id=person.id, department=department, pseudonyms=pseudonyms
+        for department, index in pairs
+        if (department, index) not in stored
+    }
+    # A registered person's is stored on first use, as ``pseudonym_for`` stores it; one a
+    # concurrent caller stored first wins.
+    first = {pair: registered[pair][0] for pair in derived if pair in registered}
+    if first:
+        kept = await repository.keep(
+            session, {(pair[0], person_id): derived[pair] for pair, person_id in first.items()}
         )
-    return pseudonyms.derive_for_resident(department=department, resident_id_index=index)
+        stored |= {pair: kept[pair[0], person_id] for pair, person_id in first.items()}
+    answers = derived | stored
+    return [answers[d, indexes[r]] if d in enrolled else None for d, r in items]
 
 
 async def person_for(session: AsyncSession, *, department: str, pseudonym: str) -> uuid.UUID:
