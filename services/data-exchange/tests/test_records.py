@@ -8,35 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tongban_exchange.testing import USCC, Tokens, grant
-
-TAX_STATUS = "gov.tongban.tax.status.record.v1"
+from tongban_exchange.testing import TAX_STATUS, USCC, Tokens, grant, tax_status_dataset
 
 
 @pytest.fixture
 async def tax_status(exchange: httpx.AsyncClient, as_operator: dict[str, str]) -> str:
-    response = await exchange.post(
-        "/v1/datasets",
-        json={
-            "name": TAX_STATUS,
-            "owner": "tax",
-            "title": "Tax status of a business",
-            "schema": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["status"],
-                "properties": {
-                    "status": {"enum": ["good", "arrears"]},
-                    "arrears_yuan": {"type": "integer", "minimum": 0},
-                    "officer": {"type": "string"},
-                },
-            },
-            "sharing": "unconditional",
-        },
-        headers=as_operator,
-    )
-    assert response.status_code == 201, response.text
-    return TAX_STATUS
+    return await tax_status_dataset(exchange, as_operator)
 
 
 async def publish(

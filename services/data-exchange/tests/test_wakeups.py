@@ -17,11 +17,10 @@ from fastapi import FastAPI
 from tongban_exchange.delivery import endpoints
 from tongban_exchange.main import create_app
 from tongban_exchange.settings import ExchangeSettings
-from tongban_exchange.testing import USCC, Tokens, grant
+from tongban_exchange.testing import TAX_STATUS, USCC, Tokens, grant, tax_status_dataset
 from tongban_kit.db.engine import libpq_dsn
 from tongban_kit.testing import eventually, running_app
 
-TAX_STATUS = "gov.tongban.tax.status.record.v1"
 #: Far below the fallback poll, which these tests set to 30 s: only a wake-up answers in time.
 WOKEN_WITHIN_S = 0.15
 
@@ -62,22 +61,7 @@ async def tax_status(
 ) -> str:
     """Tax's record dataset, with market regulation's pull grant of it."""
     _, b = replicas
-    response = await b.client.post(
-        "/v1/datasets",
-        json={
-            "name": TAX_STATUS,
-            "owner": "tax",
-            "title": "Tax status of a business",
-            "schema": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {"status": {"enum": ["good", "arrears"]}},
-            },
-            "sharing": "unconditional",
-        },
-        headers=as_operator,
-    )
-    assert response.status_code == 201, response.text
+    await tax_status_dataset(b.client, as_operator)
     await grant(b.client, as_department("market-regulation"), dataset=TAX_STATUS, fields=["status"])
     return TAX_STATUS
 

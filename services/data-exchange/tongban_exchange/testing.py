@@ -49,6 +49,35 @@ def business_registered(*, node: str = "440300", **overrides: Any) -> CloudEvent
     )
 
 
+TAX_STATUS = "gov.tongban.tax.status.record.v1"
+
+
+async def tax_status_dataset(client: httpx.AsyncClient, operator: dict[str, str]) -> str:
+    """Create tax's record dataset of a business's tax status (as an operator); its name."""
+    response = await client.post(
+        "/v1/datasets",
+        json={
+            "name": TAX_STATUS,
+            "owner": "tax",
+            "title": "Tax status of a business",
+            "schema": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["status"],
+                "properties": {
+                    "status": {"enum": ["good", "arrears"]},
+                    "arrears_yuan": {"type": "integer", "minimum": 0},
+                    "officer": {"type": "string"},
+                },
+            },
+            "sharing": "unconditional",
+        },
+        headers=operator,
+    )
+    assert response.status_code == 201, response.text
+    return TAX_STATUS
+
+
 async def grant(
     client: httpx.AsyncClient,
     headers: dict[str, str],
