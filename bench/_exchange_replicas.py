@@ -1,4 +1,4 @@
-"""Data-exchange replicas for ``exchange_routing.py --replicas N``.
+"""Data-exchange for ``exchange_routing.py``: its database, settings, grants and replicas.
 
 Replica 1 runs in the bench's main process; replicas 2..N are child processes on the same
 database and broker, each serving ``create_app(settings)`` on uvloop as the main one does, with
@@ -13,20 +13,73 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+import httpx
 import uvloop
-from _common import MP, quiet_logs
+from _common import MP, Infra, quiet_logs
+from sqlalchemy.engine import make_url
 
 from tongban_exchange.main import create_app
 from tongban_exchange.routing.consumer import CONSUMER
 from tongban_exchange.settings import ExchangeSettings
+from tongban_kit.auth.testing import LocalIssuer
+from tongban_kit.db.migrations import ensure_database, upgrade
 from tongban_kit.kafka import TopicAdmin
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import serving_app
 
 
-def exchange_settings(node: NodeSettings, database: str) -> ExchangeSettings:
-    """Every replica's settings."""
-    return ExchangeSettings(database_url=database, node=node, database_pool_size=20)
+async def exchange_database(infra: Infra) -> str:
+    """Data-exchange's database, migrated: ``<the bench's database>_exchange``."""
+    url = make_url(infra.database_url)
+    name = f"{url.database}_exchange"
+    exchange_url = url.set(database=name).render_as_string(hide_password=False)
+    await ensure_database(exchange_url)
+    await asyncio.to_thread(upgrade, "tongban_exchange:migrations", exchange_url)
+    return exchange_url
+
+
+def exchange_settings(
+    node: NodeSettings, database: str, enrolment: dict[str, Any] | None = None
+) -> ExchangeSettings:
+    """Every replica's settings; ``enrolment``: its client id and key file at identity."""
+    return ExchangeSettings(
+        database_url=database, node=node, database_pool_size=20, **(enrolment or {})
+    )
+
+
+def department_token(issuer: LocalIssuer, code: str) -> str:
+    """A department's token for data-exchange (``exchange:subscribe``)."""
+    return issuer.mint(
+        drop=("acr", "amr", "auth_time"),
+        sub=f"dept-{code}",
+        client_id=f"dept-{code}",
+        department=code,
+        department_name=code,
+        scope="exchange:subscribe",
+    )
+
+
+async def grant_departments(base_url: str, issuer: LocalIssuer, dataset: str, hook: str) -> None:
+    """Grant ``dataset`` to tax (Kafka), social security (webhook to ``hook``) and statistics
+    (pull), each with the legal representative among its fields."""
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for code, delivery in (
+            ("tax", {"mode": "kafka"}),
+            ("social-security", {"mode": "webhook", "url": hook}),
+            ("statistics", {"mode": "pull"}),
+        ):
+            response = await client.post(
+                "/v1/grants",
+                json={
+                    "dataset": dataset,
+                    "purpose": "benchmark",
+                    "legal_basis": "benchmark",
+                    "fields": ["uscc", "name", "legal_representative"],
+                    "delivery": delivery,
+                },
+                headers={"Authorization": f"Bearer {department_token(issuer, code)}"},
+            )
+            response.raise_for_status()
 
 
 async def create_routing_topic(node: NodeSettings, replicas: int) -> int:
@@ -45,13 +98,17 @@ async def create_routing_topic(node: NodeSettings, replicas: int) -> int:
 class Replicas:
     """Replicas 2..N in child processes (``count`` of them), started and stopped together."""
 
-    def __init__(self, node: NodeSettings, database: str, count: int) -> None:
+    def __init__(
+        self, node: NodeSettings, database: str, count: int, enrolment: dict[str, Any] | None
+    ) -> None:
         self.node = node
         self._children = []
         for _ in range(count):
             parent, child = MP.Pipe()
             process = MP.Process(
-                target=_replica_main, args=(node.model_dump(), database, child), daemon=True
+                target=_replica_main,
+                args=(node.model_dump(), database, enrolment, child),
+                daemon=True,
             )
             self._children.append((process, parent))
 
@@ -95,9 +152,15 @@ def replicas_cpu_rows(
     ]
 
 
-def _replica_main(node_fields: dict[str, Any], database: str, conn: Connection) -> None:
+def _replica_main(
+    node_fields: dict[str, Any],
+    database: str,
+    enrolment: dict[str, Any] | None,
+    conn: Connection,
+) -> None:
     quiet_logs()
-    uvloop.run(_replica(exchange_settings(NodeSettings(**node_fields), database), conn))
+    node = NodeSettings(**node_fields)
+    uvloop.run(_replica(exchange_settings(node, database, enrolment), conn))
 
 
 async def _replica(settings: ExchangeSettings, conn: Connection) -> None:

@@ -11,11 +11,16 @@ publish -> delivered latency per mode (p50/p95/p99).
     .venv/bin/python bench/exchange_routing.py                  # ~1 min at defaults
     .venv/bin/python bench/exchange_routing.py --rate 500 --seconds 20
     .venv/bin/python bench/exchange_routing.py --replicas 2       # two data-exchange processes
+    .venv/bin/python bench/exchange_routing.py --pseudonyms       # a new person per event
 
 ``--replicas N`` runs N data-exchange processes on the same database and broker (this one and
 N - 1 children), whose routing consumers share ``registration.events`` (created here with a
 partition count N divides); the pull sink long-polls the first only, so the others' pull
 deliveries reach it by PostgreSQL notification. CPU is reported per replica.
+
+``--pseudonyms`` serves a real identity (``bench/_exchange_identity.py``) where data-exchange
+and the departments are enrolled, and makes every event name a new person; without it the
+legal representative's resident ID is withheld.
 
 Every process runs on uvloop, as uvicorn runs the services (``--loop auto``, uvloop installed).
 
@@ -34,6 +39,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
+import orjson
 import uvloop
 from _common import (
     MP,
@@ -46,18 +52,20 @@ from _common import (
     print_block,
     quiet_logs,
 )
+from _exchange_identity import Disclosures, Identity, legal_representative, pseudonym_rows
 from _exchange_replicas import (
     Replicas,
     create_routing_topic,
+    department_token,
+    exchange_database,
     exchange_settings,
+    grant_departments,
     replicas_cpu_rows,
 )
-from sqlalchemy.engine import make_url
 
 from tongban_exchange.catalogue.asyncapi import delivery_topic
 from tongban_exchange.main import create_app
 from tongban_kit.auth.testing import LocalIssuer
-from tongban_kit.db.migrations import ensure_database, upgrade
 from tongban_kit.events import CloudEvent
 from tongban_kit.settings import NodeSettings
 from tongban_kit.testing import serving_app
@@ -67,7 +75,7 @@ WARM_UP = 20  # events routed before measuring, so every consumer group has sett
 MODES = ("kafka", "webhook", "pull")
 
 
-def business_registered(n: int) -> CloudEvent:
+def business_registered(n: int, people: bool) -> CloudEvent:
     uscc = "91440305000000019K"
     return CloudEvent.new(
         DATASET,
@@ -79,7 +87,7 @@ def business_registered(n: int) -> CloudEvent:
             "name": f"深圳市样本{n}科技有限公司",
             "division_code": "440305",
             "registered_at": "2026-11-26T10:00:00+00:00",
-            "legal_representative": {"name": "张三", "resident_id": "11010519491231002X"},
+            "legal_representative": legal_representative(n, people=people),
         },
     )
 
@@ -88,13 +96,15 @@ def business_registered(n: int) -> CloudEvent:
 
 
 def _publisher_main(
-    node_fields: dict[str, Any], rate: int, seconds: float, conn: Connection
+    node_fields: dict[str, Any], rate: int, seconds: float, people: bool, conn: Connection
 ) -> None:
     quiet_logs()
-    uvloop.run(_publish(NodeSettings(**node_fields), rate, seconds, conn))
+    uvloop.run(_publish(NodeSettings(**node_fields), rate, seconds, people, conn))
 
 
-async def _publish(node: NodeSettings, rate: int, seconds: float, conn: Connection) -> None:
+async def _publish(
+    node: NodeSettings, rate: int, seconds: float, people: bool, conn: Connection
+) -> None:
     from tongban_kit.kafka import build_producer, ensure_topics
 
     topic = node.topic("registration.events")
@@ -102,7 +112,7 @@ async def _publish(node: NodeSettings, rate: int, seconds: float, conn: Connecti
     producer = build_producer(node, client_id="bench-publisher")
     await producer.start()
     # Warm-up: every consumer on the way has joined its group once these arrive everywhere.
-    warm = [business_registered(-n) for n in range(1, WARM_UP + 1)]
+    warm = [business_registered(-n, people) for n in range(1, WARM_UP + 1)]
     for event in warm:
         record = event.to_kafka()
         await producer.send_and_wait(
@@ -120,7 +130,7 @@ async def _publish(node: NodeSettings, rate: int, seconds: float, conn: Connecti
             due = min(total, int((time.monotonic() - start) * rate) + 1)
             batch = []
             while n < due:
-                event = business_registered(n)
+                event = business_registered(n, people)
                 record = event.to_kafka()
                 batch.append(
                     await producer.send(
@@ -159,10 +169,12 @@ async def _sink(
     from tongban_kit.kafka import build_consumer, ensure_topics
 
     received: dict[str, dict[str, float]] = {mode: {} for mode in MODES}
+    sample = Disclosures(received)
 
     async def hook(request: Request) -> Response:
         received["webhook"].setdefault(request.headers["webhook-id"], time.time())
-        await request.body()
+        body = await request.body()
+        sample.of("webhook", lambda: orjson.loads(body)["data"])
         return Response(status_code=204)
 
     server = uvicorn.Server(
@@ -187,6 +199,7 @@ async def _sink(
                 for record in records:
                     ce_id = dict(record.headers)["ce_id"].decode()
                     received["kafka"].setdefault(ce_id, now)
+                    sample.of("kafka", lambda: orjson.loads(record.value))  # noqa: B023
 
     async def pull() -> None:
         after = 0
@@ -203,6 +216,7 @@ async def _sink(
                 now = time.time()
                 for event in page["events"]:
                     received["pull"].setdefault(event["id"], now)
+                    sample.of("pull", lambda: event["data"])  # noqa: B023
                 after = page["next"]
 
     while not server.started or not consumer.assignment():
@@ -217,6 +231,7 @@ async def _sink(
         await asyncio.sleep(0.05)
     for mode in received.values():
         mode.clear()
+    sample.counts.clear()
     conn.send("warm")
     _, expected, grace = await asyncio.to_thread(conn.recv)
     give_up = time.monotonic() + grace
@@ -227,7 +242,7 @@ async def _sink(
             last = time.monotonic()
             counts = ", ".join(f"{m} {len(r):,}" for m, r in received.items())
             print(f"  [departments] received {counts}", flush=True)
-    conn.send(received)
+    conn.send((received, sample.counts))
     await asyncio.to_thread(conn.recv)  # "exit", once the parent has read the CPU counters
     for task in tasks:
         task.cancel()
@@ -239,36 +254,18 @@ async def _sink(
 # -- the run --------------------------------------------------------------------------------
 
 
-async def _exchange_database(infra: Infra) -> str:
-    url = make_url(infra.database_url)
-    name = f"{url.database}_exchange"
-    exchange_url = url.set(database=name).render_as_string(hide_password=False)
-    await ensure_database(exchange_url)
-    await asyncio.to_thread(upgrade, "tongban_exchange:migrations", exchange_url)
-    return exchange_url
-
-
-def _department_token(issuer: LocalIssuer, code: str) -> str:
-    return issuer.mint(
-        drop=("acr", "amr", "auth_time"),
-        sub=f"dept-{code}",
-        client_id=f"dept-{code}",
-        department=code,
-        department_name=code,
-        scope="exchange:subscribe",
-    )
-
-
 async def _receive(conn: Connection) -> Any:
     """The next message from a child process, without blocking the app's event loop."""
     await asyncio.to_thread(conn.poll, None)
     return conn.recv()
 
 
-async def run(infra: Infra, rate: int, seconds: float, grace: float, replicas: int) -> int:
+async def run(
+    infra: Infra, rate: int, seconds: float, grace: float, replicas: int, people: bool
+) -> int:
     from tongban_kit.infra import free_port
 
-    database = await _exchange_database(infra)
+    database = await exchange_database(infra)
     with LocalIssuer() as issuer:
         node = infra.node(
             f"bench{uuid.uuid4().hex[:8]}",
@@ -277,31 +274,14 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float, replicas: i
             jwks_url=issuer.jwks_url,
             log_level="WARNING",
         )
+        identity = await Identity.start(infra, node) if people else None
+        node, enrolment = identity.enrol(node) if identity else (node, None)
         partitions = await create_routing_topic(node, replicas)
         hook_port = free_port()
-        async with serving_app(create_app(exchange_settings(node, database))) as base_url:
-            async with httpx.AsyncClient(base_url=base_url) as client:
-                for code, delivery in (
-                    ("tax", {"mode": "kafka"}),
-                    (
-                        "social-security",
-                        {"mode": "webhook", "url": f"http://127.0.0.1:{hook_port}/hook"},
-                    ),
-                    ("statistics", {"mode": "pull"}),
-                ):
-                    response = await client.post(
-                        "/v1/grants",
-                        json={
-                            "dataset": DATASET,
-                            "purpose": "benchmark",
-                            "legal_basis": "benchmark",
-                            "fields": ["uscc", "name", "legal_representative"],
-                            "delivery": delivery,
-                        },
-                        headers={"Authorization": f"Bearer {_department_token(issuer, code)}"},
-                    )
-                    response.raise_for_status()
-            others = Replicas(node, database, replicas - 1)
+        app = create_app(exchange_settings(node, database, enrolment))
+        async with serving_app(app) as base_url:
+            await grant_departments(base_url, issuer, DATASET, f"http://127.0.0.1:{hook_port}/hook")
+            others = Replicas(node, database, replicas - 1, enrolment)
             await others.start()
             if replicas > 1:
                 print(f"[run] {replicas} replicas share {partitions} partitions", flush=True)
@@ -311,7 +291,7 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float, replicas: i
                 args=(
                     node.model_dump(),
                     base_url,
-                    _department_token(issuer, "statistics"),
+                    department_token(issuer, "statistics"),
                     hook_port,
                     sink_child,
                 ),
@@ -323,7 +303,7 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float, replicas: i
             pub_parent, pub_child = MP.Pipe()
             publisher = MP.Process(
                 target=_publisher_main,
-                args=(node.model_dump(), rate, seconds, pub_child),
+                args=(node.model_dump(), rate, seconds, people, pub_child),
                 daemon=True,
             )
             publisher.start()
@@ -335,18 +315,23 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float, replicas: i
                 sink.pid or 0: "departments",
                 publisher.pid or 0: "publisher",
                 **others.labels(),
+                **(identity.labels() if identity else {}),
             }
+            batches = [await identity.batches()] if identity else []
             cpu_before = cpu_seconds(labels)
             pub_parent.send("go")
             sent, publish_s = await _receive(pub_parent)
             sink_parent.send(("expect", len(sent), grace))
-            received: dict[str, dict[str, float]] = await _receive(sink_parent)
+            received, samples = await _receive(sink_parent)
             cpu_after = cpu_seconds(labels)
+            batches += [await identity.batches()] if identity else []
             pub_parent.send("exit")
             sink_parent.send("exit")
             sink.join(10)
             publisher.join(10)
             others.stop()
+        if identity is not None:
+            await identity.stop()
 
     first = min(sent.values())
     rows: list[tuple[str, str]] = [
@@ -387,6 +372,7 @@ async def run(infra: Infra, rate: int, seconds: float, grace: float, replicas: i
     rows.append(("targets", "met" if ok else "NOT met (>= 2,000 events/s, p95 <= 500 ms)"))
     rows += cpu_rows(cpu_before, cpu_after, len(sent), "event")
     rows += replicas_cpu_rows(cpu_before, cpu_after, len(sent))
+    rows += pseudonym_rows(batches, samples, len(sent))
     print_block("data-exchange routing: registration.events -> kafka + webhook + pull", rows)
     print_block("machine", machine_facts(infra))
     return 0 if ok else 1
@@ -400,12 +386,17 @@ def main() -> int:
     parser.add_argument(
         "--replicas", type=int, default=1, help="data-exchange processes sharing the routing"
     )
+    parser.add_argument(
+        "--pseudonyms", action="store_true", help="a real identity; a new person per event"
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--bootstrap-servers")
     args = parser.parse_args()
     quiet_logs()
     with infrastructure(args.database_url, args.bootstrap_servers) as infra:
-        return uvloop.run(run(infra, args.rate, args.seconds, args.grace, args.replicas))
+        return uvloop.run(
+            run(infra, args.rate, args.seconds, args.grace, args.replicas, args.pseudonyms)
+        )
 
 
 if __name__ == "__main__":
