@@ -79,6 +79,8 @@ class Infra:
     database_kind: str
     broker_kind: str
     namespaces: list[str] = field(default_factory=list)
+    # More databases on the same server that the run made; dropped at the end with its own.
+    databases: list[str] = field(default_factory=list)
 
     def node(self, namespace: str, **overrides: Any) -> NodeSettings:
         self.namespaces.append(namespace)
@@ -128,8 +130,9 @@ def infrastructure(database_url: str | None, bootstrap_servers: str | None) -> I
         yield infra
     finally:
         if infra is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run(_drop_database(infra.database_url))
+            for database in [*infra.databases, infra.database_url]:
+                with contextlib.suppress(Exception):
+                    asyncio.run(drop_database(database))
             if broker is None and infra.namespaces:
                 with contextlib.suppress(Exception):
                     asyncio.run(_delete_topics(infra))
@@ -166,7 +169,8 @@ async def _create_database(url: str) -> str:
     return str(version)
 
 
-async def _drop_database(url: str) -> None:
+async def drop_database(url: str) -> None:
+    """Drop the database ``url`` names (connections to it are ended first)."""
     import asyncpg
 
     parsed = make_url(url)

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import uvloop
-from _common import MP, Infra, quiet_logs
+from _common import MP, Infra, drop_database, quiet_logs
 from sqlalchemy.engine import make_url
 
 from tongban_identity.main import create_app
@@ -165,7 +165,7 @@ class Identity:
     async def stop(self) -> None:
         self._conn.send("exit")
         await asyncio.to_thread(self._process.join, 20)
-        await _drop_database(self.database)
+        await drop_database(self.database)
         shutil.rmtree(self.keys, ignore_errors=True)
 
 
@@ -219,18 +219,6 @@ async def _identity_database(infra: Infra) -> str:
     await ensure_database(database)
     await asyncio.to_thread(upgrade, "tongban_identity:migrations", database)
     return database
-
-
-async def _drop_database(url: str) -> None:
-    import asyncpg
-
-    parsed = make_url(url)
-    server = parsed.set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(server.render_as_string(hide_password=False))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def _identity_main(node_fields: dict[str, Any], database: str, conn: Connection) -> None:

@@ -33,6 +33,7 @@ async def exchange_database(infra: Infra) -> str:
     url = make_url(infra.database_url)
     name = f"{url.database}_exchange"
     exchange_url = url.set(database=name).render_as_string(hide_password=False)
+    infra.databases.append(exchange_url)
     await ensure_database(exchange_url)
     await asyncio.to_thread(upgrade, "tongban_exchange:migrations", exchange_url)
     return exchange_url

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from _common import drop_database
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -218,21 +219,9 @@ def database(server_url: str | None, workdir: Path) -> Iterator[tuple[str, str]]
         yield url, "embedded PostgreSQL" if postgres else "external PostgreSQL"
     finally:
         with contextlib.suppress(Exception):
-            asyncio.run(_drop(url))
+            asyncio.run(drop_database(url))
         if postgres is not None:
             postgres.stop()
-
-
-async def _drop(url: str) -> None:
-    import asyncpg
-
-    parsed = make_url(url)
-    server = parsed.set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(server.render_as_string(hide_password=False))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def enrol_department(database_url: str) -> EnrolledClient:

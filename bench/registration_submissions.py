@@ -40,7 +40,7 @@ import httpx
 from _common import (
     MP,
     Infra,
-    _drop_database,
+    drop_database,
     infrastructure,
     machine_facts,
     percentile,
@@ -373,7 +373,7 @@ def main() -> int:
             print_block("machine", machine_facts(infra))
         finally:
             with contextlib.suppress(Exception):
-                asyncio.run(_drop_database(database_url))
+                asyncio.run(drop_database(database_url))
     return 0 if ok else 1
 
 
